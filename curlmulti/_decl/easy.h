@@ -1,0 +1,22 @@
+/* Global and easy-handle functions (curl/curl.h, curl/easy.h, curl/options.h).
+ * curl_easy_setopt and curl_easy_getinfo are variadic: they are reached
+ * through the typed shims in shims.h. */
+
+CURLcode curl_global_init(long flags);
+void curl_global_cleanup(void);
+char *curl_version(void);
+curl_version_info_data *curl_version_info(CURLversion);
+const char *curl_easy_strerror(CURLcode);
+void curl_free(void *);
+
+CURL *curl_easy_init(void);
+void curl_easy_cleanup(CURL *curl);
+CURLcode curl_easy_perform(CURL *curl);
+CURL *curl_easy_duphandle(CURL *curl);
+void curl_easy_reset(CURL *curl);
+CURLcode curl_easy_pause(CURL *handle, int bitmask);
+
+struct curl_slist *curl_slist_append(struct curl_slist *list, const char *data);
+void curl_slist_free_all(struct curl_slist *list);
+
+const struct curl_easyoption *curl_easy_option_by_id(CURLoption id);

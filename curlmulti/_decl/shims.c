@@ -1,0 +1,232 @@
+/* C side of curlmulti._curl: typed shims over libcurl's variadic calls.
+ * Compiled by build_ffi.py after <curl/curl.h>; the extern "Python"
+ * trampolines named here are declared in callbacks.h and defined by cffi. */
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/select.h>
+
+#if LIBCURL_VERSION_NUM < 0x074900
+#error "curlmulti needs libcurl 7.73.0 or newer"
+#endif
+
+static size_t cm_write_cb(char *, size_t, size_t, void *);
+static size_t cm_header_cb(char *, size_t, size_t, void *);
+static size_t cm_read_cb(char *, size_t, size_t, void *);
+static int cm_xferinfo_cb(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+static int cm_progress_cb(void *, double, double, double, double);
+static int cm_debug_cb(CURL *, curl_infotype, char *, size_t, void *);
+static int cm_seek_cb(void *, curl_off_t, int);
+static int cm_ioctl_cb(CURL *, int, void *);
+static int cm_sockopt_cb(void *, curl_socket_t, curlsocktype);
+static curl_socket_t cm_opensocket_cb(void *, curlsocktype, struct curl_sockaddr *);
+static int cm_closesocket_cb(void *, curl_socket_t);
+static int cm_socket_cb(CURL *, curl_socket_t, int, void *, void *);
+static int cm_timer_cb(CURLM *, long, void *);
+
+#define CM_OPTTYPE_LONG CURLOPTTYPE_LONG
+#define CM_OPTTYPE_OBJECTPOINT CURLOPTTYPE_OBJECTPOINT
+#define CM_OPTTYPE_FUNCTIONPOINT CURLOPTTYPE_FUNCTIONPOINT
+#define CM_OPTTYPE_OFF_T CURLOPTTYPE_OFF_T
+#define CM_OPTTYPE_BLOB CURLOPTTYPE_BLOB
+#define CM_INFO_STRING CURLINFO_STRING
+#define CM_INFO_LONG CURLINFO_LONG
+#define CM_INFO_DOUBLE CURLINFO_DOUBLE
+#define CM_INFO_SLIST CURLINFO_SLIST
+#define CM_INFO_PTR CURLINFO_PTR
+#define CM_INFO_SOCKET CURLINFO_SOCKET
+#define CM_INFO_OFF_T CURLINFO_OFF_T
+#define CM_INFO_TYPEMASK CURLINFO_TYPEMASK
+#define CM_EASYTYPE_STRING CURLOT_STRING
+#define CM_EASYTYPE_SLIST CURLOT_SLIST
+#define CM_EASYTYPE_BLOB CURLOT_BLOB
+#define CM_EASYTYPE_CBPTR CURLOT_CBPTR
+#define CM_EASYTYPE_OBJECT CURLOT_OBJECT
+/* A write-callback return that can never equal the chunk size, so libcurl
+ * fails the transfer with CURLE_WRITE_ERROR. */
+#define CM_WRITE_ABORT ((int)-1)
+
+static CURLcode cm_easy_setopt_long(CURL *h, CURLoption opt, long value)
+{
+    return curl_easy_setopt(h, opt, value);
+}
+
+static CURLcode cm_easy_setopt_off_t(CURL *h, CURLoption opt, curl_off_t value)
+{
+    return curl_easy_setopt(h, opt, value);
+}
+
+static CURLcode cm_easy_setopt_ptr(CURL *h, CURLoption opt, const void *value)
+{
+    return curl_easy_setopt(h, opt, value);
+}
+
+static CURLcode cm_easy_setopt_blob(CURL *h, CURLoption opt, struct curl_blob *value)
+{
+    return curl_easy_setopt(h, opt, value);
+}
+
+static CURLcode cm_easy_set_pair(CURL *h, CURLoption fopt, void *func,
+                                 CURLoption dopt, void *data)
+{
+    CURLcode rc = curl_easy_setopt(h, fopt, func);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(h, dopt, data);
+    return rc;
+}
+
+static CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner)
+{
+    int on = owner != NULL;
+    switch (opt) {
+    /* The data options of these three are FILE * for libcurl's defaults. */
+    case CURLOPT_WRITEFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_write_cb : NULL,
+                                CURLOPT_WRITEDATA, on ? owner : (void *)stdout);
+    case CURLOPT_HEADERFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_header_cb : NULL,
+                                CURLOPT_HEADERDATA, on ? owner : NULL);
+    case CURLOPT_READFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_read_cb : NULL,
+                                CURLOPT_READDATA, on ? owner : (void *)stdin);
+    case CURLOPT_XFERINFOFUNCTION:
+        if (on) {
+            CURLcode rc = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cm_xferinfo_cb);
+            return rc ? rc : curl_easy_setopt(h, CURLOPT_XFERINFODATA, owner);
+        }
+        return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, NULL);
+    case CURLOPT_PROGRESSFUNCTION:
+        if (on) {
+            CURLcode rc = curl_easy_setopt(h, CURLOPT_PROGRESSFUNCTION, cm_progress_cb);
+            return rc ? rc : curl_easy_setopt(h, CURLOPT_PROGRESSDATA, owner);
+        }
+        return curl_easy_setopt(h, CURLOPT_PROGRESSFUNCTION, NULL);
+    case CURLOPT_DEBUGFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_debug_cb : NULL,
+                                CURLOPT_DEBUGDATA, owner);
+    case CURLOPT_SEEKFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_seek_cb : NULL,
+                                CURLOPT_SEEKDATA, owner);
+    case CURLOPT_IOCTLFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_ioctl_cb : NULL,
+                                CURLOPT_IOCTLDATA, owner);
+    case CURLOPT_SOCKOPTFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_sockopt_cb : NULL,
+                                CURLOPT_SOCKOPTDATA, owner);
+    case CURLOPT_OPENSOCKETFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_opensocket_cb : NULL,
+                                CURLOPT_OPENSOCKETDATA, owner);
+    case CURLOPT_CLOSESOCKETFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_closesocket_cb : NULL,
+                                CURLOPT_CLOSESOCKETDATA, owner);
+    default:
+        return CURLE_UNKNOWN_OPTION;
+    }
+}
+
+static CURLcode cm_easy_bind(CURL *h, void *owner)
+{
+    return curl_easy_setopt(h, CURLOPT_PRIVATE, owner);
+}
+
+static CURLcode cm_easy_getinfo_long(CURL *h, CURLINFO info, long *out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_double(CURL *h, CURLINFO info, double *out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_string(CURL *h, CURLINFO info, char **out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_slist(CURL *h, CURLINFO info, struct curl_slist **out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_off_t(CURL *h, CURLINFO info, curl_off_t *out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_socket(CURL *h, CURLINFO info, curl_socket_t *out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static CURLcode cm_easy_getinfo_ptr(CURL *h, CURLINFO info, void **out)
+{
+    return curl_easy_getinfo(h, info, out);
+}
+
+static void *cm_easy_private(CURL *h)
+{
+    void *p = NULL;
+    if (curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&p) != CURLE_OK)
+        return NULL;
+    return p;
+}
+
+static CURLMcode cm_multi_setopt_long(CURLM *m, CURLMoption opt, long value)
+{
+    return curl_multi_setopt(m, opt, value);
+}
+
+static CURLMcode cm_multi_setopt_off_t(CURLM *m, CURLMoption opt, curl_off_t value)
+{
+    return curl_multi_setopt(m, opt, value);
+}
+
+static CURLMcode cm_multi_setopt_ptr(CURLM *m, CURLMoption opt, const void *value)
+{
+    return curl_multi_setopt(m, opt, value);
+}
+
+static CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner)
+{
+    int on = owner != NULL;
+    CURLMcode rc;
+    switch (opt) {
+    case CURLMOPT_SOCKETFUNCTION:
+        rc = curl_multi_setopt(m, opt, on ? (void *)cm_socket_cb : NULL);
+        return rc ? rc : curl_multi_setopt(m, CURLMOPT_SOCKETDATA, owner);
+    case CURLMOPT_TIMERFUNCTION:
+        rc = curl_multi_setopt(m, opt, on ? (void *)cm_timer_cb : NULL);
+        return rc ? rc : curl_multi_setopt(m, CURLMOPT_TIMERDATA, owner);
+    default:
+        return CURLM_UNKNOWN_OPTION;
+    }
+}
+
+static CURLcode cm_msg_result(CURLMsg *msg)
+{
+    return msg->data.result;
+}
+
+static int cm_multi_fdset(CURLM *m, int *out, int cap)
+{
+    fd_set r, w, e;
+    int maxfd = -1, fd, n = 0;
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    FD_ZERO(&e);
+    if (curl_multi_fdset(m, &r, &w, &e, &maxfd) != CURLM_OK)
+        return -1;
+    for (fd = 0; fd <= maxfd && n < cap; fd++) {
+        int kind = (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0)
+                 | (FD_ISSET(fd, &e) ? 4 : 0);
+        if (kind)
+            out[n++] = fd * 4 + kind;
+    }
+    return n;
+}
+
+static const unsigned char *cm_sockaddr_bytes(struct curl_sockaddr *a)
+{
+    return (const unsigned char *)&a->addr;
+}

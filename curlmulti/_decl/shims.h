@@ -1,0 +1,57 @@
+/* Typed entry points implemented in shims.c: one per argument type of the
+ * variadic libcurl calls, plus helpers that keep fd_set and struct
+ * sockaddr on the C side. */
+
+CURLcode cm_easy_setopt_long(CURL *h, CURLoption opt, long value);
+CURLcode cm_easy_setopt_off_t(CURL *h, CURLoption opt, curl_off_t value);
+CURLcode cm_easy_setopt_ptr(CURL *h, CURLoption opt, const void *value);
+CURLcode cm_easy_setopt_blob(CURL *h, CURLoption opt, struct curl_blob *value);
+/* Install (owner != NULL) or remove curlmulti's trampoline for a *FUNCTION
+ * option, together with its *DATA option. */
+CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner);
+/* Point CURLOPT_PRIVATE and the data options that only our trampolines read
+ * at owner. */
+CURLcode cm_easy_bind(CURL *h, void *owner);
+
+CURLcode cm_easy_getinfo_long(CURL *h, CURLINFO info, long *out);
+CURLcode cm_easy_getinfo_double(CURL *h, CURLINFO info, double *out);
+CURLcode cm_easy_getinfo_string(CURL *h, CURLINFO info, char **out);
+CURLcode cm_easy_getinfo_slist(CURL *h, CURLINFO info, struct curl_slist **out);
+CURLcode cm_easy_getinfo_off_t(CURL *h, CURLINFO info, curl_off_t *out);
+CURLcode cm_easy_getinfo_socket(CURL *h, CURLINFO info, curl_socket_t *out);
+CURLcode cm_easy_getinfo_ptr(CURL *h, CURLINFO info, void **out);
+void *cm_easy_private(CURL *h);
+
+CURLMcode cm_multi_setopt_long(CURLM *m, CURLMoption opt, long value);
+CURLMcode cm_multi_setopt_off_t(CURLM *m, CURLMoption opt, curl_off_t value);
+CURLMcode cm_multi_setopt_ptr(CURLM *m, CURLMoption opt, const void *value);
+CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner);
+CURLcode cm_msg_result(CURLMsg *msg);
+
+/* curl_multi_fdset as a list: writes fd * 4 + kind bits (1 read, 2 write,
+ * 4 except) into out, at most cap entries; returns the count or -1. */
+int cm_multi_fdset(CURLM *m, int *out, int cap);
+
+/* The address bytes of a curl_sockaddr (a struct sockaddr_*). */
+const unsigned char *cm_sockaddr_bytes(struct curl_sockaddr *a);
+
+/* Shape of the option and info numbers (CURLOPTTYPE_*, CURLINFO_*). */
+static const long CM_OPTTYPE_LONG;
+static const long CM_OPTTYPE_OBJECTPOINT;
+static const long CM_OPTTYPE_FUNCTIONPOINT;
+static const long CM_OPTTYPE_OFF_T;
+static const long CM_OPTTYPE_BLOB;
+static const long CM_INFO_STRING;
+static const long CM_INFO_LONG;
+static const long CM_INFO_DOUBLE;
+static const long CM_INFO_SLIST;
+static const long CM_INFO_PTR;
+static const long CM_INFO_SOCKET;
+static const long CM_INFO_OFF_T;
+static const long CM_INFO_TYPEMASK;
+static const long CM_EASYTYPE_STRING;
+static const long CM_EASYTYPE_SLIST;
+static const long CM_EASYTYPE_BLOB;
+static const long CM_EASYTYPE_CBPTR;
+static const long CM_EASYTYPE_OBJECT;
+static const int CM_WRITE_ABORT;

@@ -1,0 +1,77 @@
+/* Types shared by every libcurl area.  Integer types are declared with
+ * "int..." so the C compiler supplies their real width and signedness. */
+
+typedef int... curl_socket_t;
+typedef int... curl_off_t;
+typedef int... CURLcode;
+typedef int... CURLoption;
+typedef int... CURLINFO;
+typedef int... CURLMcode;
+typedef int... CURLMoption;
+typedef int... CURLMSG;
+typedef int... CURLversion;
+typedef int... curl_infotype;
+typedef int... curlsocktype;
+typedef int... curl_easytype;
+
+typedef struct Curl_easy CURL;
+typedef struct Curl_multi CURLM;
+
+struct curl_slist {
+    char *data;
+    struct curl_slist *next;
+};
+
+struct curl_certinfo {
+    int num_of_certs;
+    struct curl_slist **certinfo;
+};
+
+struct curl_blob {
+    void *data;
+    size_t len;
+    unsigned int flags;
+};
+
+struct curl_sockaddr {
+    int family;
+    int socktype;
+    int protocol;
+    unsigned int addrlen;
+    ...;
+};
+
+struct curl_waitfd {
+    curl_socket_t fd;
+    short events;
+    short revents;
+};
+
+typedef struct {
+    CURLMSG msg;
+    CURL *easy_handle;
+    ...;
+} CURLMsg;
+
+struct curl_easyoption {
+    const char *name;
+    CURLoption id;
+    curl_easytype type;
+    unsigned int flags;
+};
+
+typedef struct {
+    CURLversion age;
+    const char *version;
+    unsigned int version_num;
+    const char *host;
+    int features;
+    const char *ssl_version;
+    long ssl_version_num;
+    const char *libz_version;
+    const char * const *protocols;
+    const char *ares;
+    int ares_num;
+    const char *libidn;
+    ...;
+} curl_version_info_data;
