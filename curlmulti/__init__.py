@@ -1,0 +1,15 @@
+"""curlmulti: libcurl's easy and multi interfaces for CPython and PyPy,
+pycurl-compatible (``import curlmulti as pycurl``)."""
+
+from ._constants import CONSTANTS as _CONSTANTS
+from ._easy import Curl
+from ._errors import easy_strerror, error, multi_strerror
+from ._globals import COMPILE_PY_VERSION_HEX, global_cleanup, global_init, version, version_info
+
+globals().update(_CONSTANTS)
+
+__version__ = "0.1.0"
+__all__ = [
+    "Curl", "error", "version", "version_info", "global_init", "global_cleanup",
+    "easy_strerror", "multi_strerror", "COMPILE_PY_VERSION_HEX",
+] + sorted(_CONSTANTS)

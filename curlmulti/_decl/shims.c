@@ -42,9 +42,6 @@ static int cm_timer_cb(CURLM *, long, void *);
 #define CM_EASYTYPE_BLOB CURLOT_BLOB
 #define CM_EASYTYPE_CBPTR CURLOT_CBPTR
 #define CM_EASYTYPE_OBJECT CURLOT_OBJECT
-/* A write-callback return that can never equal the chunk size, so libcurl
- * fails the transfer with CURLE_WRITE_ERROR. */
-#define CM_WRITE_ABORT ((int)-1)
 
 static CURLcode cm_easy_setopt_long(CURL *h, CURLoption opt, long value)
 {

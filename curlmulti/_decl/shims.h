@@ -54,4 +54,5 @@ static const long CM_EASYTYPE_SLIST;
 static const long CM_EASYTYPE_BLOB;
 static const long CM_EASYTYPE_CBPTR;
 static const long CM_EASYTYPE_OBJECT;
-static const int CM_WRITE_ABORT;
+/* Used internally; not all are pycurl names. */
+#define CURLVERSION_NOW ...

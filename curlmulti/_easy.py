@@ -1,0 +1,482 @@
+"""``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
+
+import io
+import threading
+import weakref
+
+from . import _callbacks  # noqa: F401  (registers the trampolines)
+from ._constants import CONSTANTS
+from ._curl import ffi, lib
+from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error,
+                      misuse, raise_from_callback)
+
+_LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
+_ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
+_ERROR_SIZE = 256  # CURL_ERROR_SIZE
+_E_UNKNOWN_OPTION = lib.CURLE_UNKNOWN_OPTION
+_E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
+_STATE_LOCK = threading.Lock()  # guards the check-and-set of Curl._busy
+
+# What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
+_LONG, _OFF_T, _STRING, _SLIST, _BLOB, _FUNCTION, _OBJECT = range(7)
+_KINDS = {}
+
+
+def _option_kind(option):
+    kind = _KINDS.get(option)
+    if kind is not None:
+        return kind
+    if not isinstance(option, int):
+        raise TypeError("option must be an int, not %s" % type(option).__name__)
+    desc = lib.curl_easy_option_by_id(option) if 0 <= option < (1 << 31) else ffi.NULL
+    if desc == ffi.NULL:
+        raise error(_E_UNKNOWN_OPTION, "unknown option %d: %s" % (option, easy_strerror(_E_UNKNOWN_OPTION)))
+    base = option - option % 10000
+    if base == lib.CM_OPTTYPE_LONG:
+        kind = _LONG
+    elif base == lib.CM_OPTTYPE_OFF_T:
+        kind = _OFF_T
+    elif base == lib.CM_OPTTYPE_FUNCTIONPOINT:
+        kind = _FUNCTION
+    elif base == lib.CM_OPTTYPE_BLOB or desc.type == lib.CM_EASYTYPE_BLOB:
+        kind = _BLOB
+    elif desc.type == lib.CM_EASYTYPE_STRING:
+        kind = _STRING
+    elif desc.type == lib.CM_EASYTYPE_SLIST:
+        kind = _SLIST
+    else:
+        kind = _OBJECT
+    _KINDS[option] = kind
+    return kind
+
+
+def _opt(name):
+    return CONSTANTS.get(name, -1)
+
+
+# *FUNCTION option -> the Curl attribute its trampoline calls.
+_CALLBACK_ATTRS = {
+    _opt(name): attr for name, attr in [
+        ("WRITEFUNCTION", "_write_cb"), ("HEADERFUNCTION", "_header_cb"),
+        ("READFUNCTION", "_read_cb"), ("XFERINFOFUNCTION", "_xferinfo_cb"),
+        ("PROGRESSFUNCTION", "_progress_cb"), ("DEBUGFUNCTION", "_debug_cb"),
+        ("SEEKFUNCTION", "_seek_cb"), ("IOCTLFUNCTION", "_ioctl_cb"),
+        ("SOCKOPTFUNCTION", "_sockopt_cb"), ("OPENSOCKETFUNCTION", "_opensocket_cb"),
+        ("CLOSESOCKETFUNCTION", "_closesocket_cb"),
+    ] if name in CONSTANTS
+}
+# File-object options: (the *FUNCTION they fill, the method of the file used).
+_FILE_OPTIONS = {
+    _opt("WRITEDATA"): (_opt("WRITEFUNCTION"), "write"),
+    _opt("HEADERDATA"): (_opt("HEADERFUNCTION"), "write"),
+    _opt("READDATA"): (_opt("READFUNCTION"), "read"),
+}
+_POSTFIELDS = _opt("POSTFIELDS")
+_COPYPOSTFIELDS = _opt("COPYPOSTFIELDS")
+_POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
+# Options whose pointer curlmulti itself owns.
+_RESERVED = {_opt(n) for n in (
+    "PRIVATE", "ERRORBUFFER", "WRITEDATA", "HEADERDATA", "READDATA", "XFERINFODATA",
+    "PROGRESSDATA", "DEBUGDATA", "SEEKDATA", "IOCTLDATA", "SOCKOPTDATA",
+    "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "SHARE", "HTTPPOST", "MIMEPOST",
+)} - {-1}
+
+_INFO_TYPEMASK = lib.CM_INFO_TYPEMASK
+_INFO_CERTINFO = _opt("INFO_CERTINFO")
+_INFO_PRIVATE = _opt("PRIVATE") and CONSTANTS.get("INFO_PRIVATE", lib.CM_INFO_STRING + 21)
+
+
+def _to_bytes(value, option):
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode("ascii")  # as pycurl: non-ASCII text raises UnicodeEncodeError
+    else:
+        raise TypeError("option %d takes str or bytes, not %s" % (option, type(value).__name__))
+    return data
+
+
+def _c_string(value, option):
+    data = _to_bytes(value, option)
+    if b"\0" in data:
+        raise ValueError("option %d: value contains a NUL byte" % option)
+    return ffi.new("char[]", data)
+
+
+def _c_long(value, option):
+    if not isinstance(value, int):
+        raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
+    if _LONG_MAX < value < _ULONG_SPAN:  # unsigned bitmasks such as HTTPAUTH_ANY
+        value -= _ULONG_SPAN
+    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
+        raise ValueError("option %d: %d does not fit in a C long" % (option, value))
+    return value
+
+
+class _Slist(object):
+    """A curl_slist owned by Python, freed when the last user lets go."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, items, option):
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+            raise TypeError("option %d takes a list or tuple of str/bytes, not %s" % (option, type(items).__name__))
+        ptr = ffi.NULL
+        try:
+            for item in items:
+                nxt = lib.curl_slist_append(ptr, _c_string(item, option))
+                if nxt == ffi.NULL:
+                    raise MemoryError("curl_slist_append failed")
+                ptr = nxt
+        except BaseException:
+            if ptr != ffi.NULL:
+                lib.curl_slist_free_all(ptr)
+            raise
+        self.ptr = ffi.gc(ptr, lib.curl_slist_free_all) if ptr != ffi.NULL else ffi.NULL
+
+
+def _slist_to_list(ptr, raw):
+    out = []
+    while ptr != ffi.NULL:
+        data = ffi.string(ptr.data)
+        out.append(data if raw else data.decode("utf-8", "surrogateescape"))
+        ptr = ptr.next
+    return out
+
+
+class Curl(object):
+    """A libcurl easy handle (``curl_easy_init``), pycurl-compatible.
+
+    Callbacks are called with pycurl's signatures.  An exception raised in a
+    callback aborts the transfer; ``perform()`` then raises ``error`` with
+    the exception as ``__cause__``, and ``callback_error`` holds it (also for
+    transfers run by a ``CurlMulti``)."""
+
+    _h = None
+    _busy = False
+    _multi_ref = None
+
+    def __init__(self):
+        h = lib.curl_easy_init()
+        if h == ffi.NULL:
+            raise error(lib.CURLE_FAILED_INIT, "curl_easy_init() failed")
+        self._adopt(h)
+
+    def _adopt(self, h):
+        self._h = h
+        self._ud = ffi.new_handle(self)
+        self._errbuf = ffi.new("char[]", _ERROR_SIZE)
+        self._keep = {}
+        self._clear_callbacks()
+        self.callback_error = None
+        self._bind()
+
+    def _bind(self):
+        check_easy(lib.cm_easy_bind(self._h, self._ud))
+        check_easy(lib.cm_easy_setopt_ptr(self._h, lib.CURLOPT_ERRORBUFFER, self._errbuf))
+
+    def _clear_callbacks(self):
+        for attr in _CALLBACK_ATTRS.values():
+            setattr(self, attr, None)
+
+    def _callback_failed(self, exc):
+        if self.callback_error is None:
+            self.callback_error = exc
+
+    # -- state checks -------------------------------------------------------
+
+    def _handle(self, method):
+        h = self._h
+        if h is None:
+            raise closed_error("Curl object", method)
+        return h
+
+    @property
+    def closed(self):
+        return self._h is None
+
+    def _attached_multi(self):
+        ref = self._multi_ref
+        return ref() if ref is not None else None
+
+    # -- options ------------------------------------------------------------
+
+    def setopt(self, option, value):
+        """Set an option (``curl_easy_setopt``); pycurl's value rules."""
+        h = self._handle("setopt")
+        if value is None:
+            return self.unsetopt(option)
+        kind = _option_kind(option)
+        if kind == _LONG:
+            check_easy(lib.cm_easy_setopt_long(h, option, _c_long(value, option)))
+        elif kind == _STRING:
+            check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
+        elif kind == _FUNCTION:
+            self._set_callback(h, option, value)
+        elif kind == _SLIST:
+            slist = _Slist(value, option)
+            check_easy(lib.cm_easy_setopt_ptr(h, option, slist.ptr))
+            self._keep[option] = slist  # libcurl keeps the pointer
+        elif kind == _OFF_T:
+            if not isinstance(value, int):
+                raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
+            check_easy(lib.cm_easy_setopt_off_t(h, option, value))
+        elif kind == _BLOB:
+            data = _to_bytes(value, option)
+            blob = ffi.new("struct curl_blob *", {"data": ffi.from_buffer(data), "len": len(data), "flags": 1})
+            check_easy(lib.cm_easy_setopt_blob(h, option, blob))  # CURL_BLOB_COPY
+        elif option in _FILE_OPTIONS:
+            func_option, method = _FILE_OPTIONS[option]
+            func = getattr(value, method, None)
+            if not callable(func):
+                raise TypeError("option %d takes an object with a %s() method" % (option, method))
+            self._set_callback(h, func_option, func)
+        elif option == _POSTFIELDS:
+            data = _to_bytes(value, option)
+            buf = ffi.new("char[]", data)
+            check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
+            check_easy(lib.cm_easy_setopt_ptr(h, option, buf))
+            self._keep[option] = buf  # libcurl keeps the pointer
+        elif option == _COPYPOSTFIELDS:
+            data = _to_bytes(value, option)
+            check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.new("char[]", data)))
+        else:
+            raise TypeError("option %d is not supported by curlmulti.Curl.setopt" % option)
+
+    def _set_callback(self, h, option, func):
+        attr = _CALLBACK_ATTRS.get(option)
+        if attr is None:
+            raise TypeError("callback option %d is not supported by curlmulti" % option)
+        if not callable(func):
+            raise TypeError("option %d takes a callable, not %s" % (option, type(func).__name__))
+        check_easy(lib.cm_easy_set_callback(h, option, self._ud))
+        setattr(self, attr, func)
+
+    def setopt_string(self, option, value):
+        """Set any option to a string, bypassing curlmulti's option table."""
+        h = self._handle("setopt_string")
+        if not isinstance(value, str):
+            raise TypeError("setopt_string() takes a str, not %s" % type(value).__name__)
+        if not isinstance(option, int):
+            raise TypeError("option must be an int")
+        check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
+
+    def unsetopt(self, option):
+        """Reset an option to libcurl's default (NULL for pointers)."""
+        h = self._handle("unsetopt")
+        kind = _option_kind(option)
+        if kind == _FUNCTION:
+            attr = _CALLBACK_ATTRS.get(option)
+            if attr is None:
+                raise TypeError("callback option %d is not supported by curlmulti" % option)
+            check_easy(lib.cm_easy_set_callback(h, option, ffi.NULL))
+            setattr(self, attr, None)
+        elif option in _FILE_OPTIONS:
+            self.unsetopt(_FILE_OPTIONS[option][0])
+        elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
+            self._keep.pop(option, None)
+        elif option in _RESERVED:
+            raise TypeError("option %d is not supported by curlmulti.Curl.unsetopt" % option)
+        else:
+            raise TypeError("unsetopt() is not supported for integer option %d; set its default value" % option)
+
+    # -- transfer -----------------------------------------------------------
+
+    def perform(self):
+        """Run the transfer (``curl_easy_perform``); raises ``error`` on failure."""
+        h = self._handle("perform")
+        with _STATE_LOCK:
+            if self._busy:
+                raise misuse("cannot invoke perform() - perform() is already running in another thread")
+            if self._attached_multi() is not None:
+                raise misuse("cannot invoke perform() - the Curl object is attached to a CurlMulti")
+            self._busy = True
+        self.callback_error = None
+        try:
+            code = lib.curl_easy_perform(h)
+        finally:
+            self._busy = False
+        if code or self.callback_error is not None:
+            raise_from_callback(self._transfer_error(code), self.callback_error)
+
+    def _transfer_error(self, code):
+        """The ``error`` for a finished transfer's CURLcode (the message from
+        the error buffer when libcurl left one)."""
+        if not code:
+            code = _E_ABORTED_BY_CALLBACK
+        message = ffi.string(self._errbuf).decode("utf-8", "surrogateescape") if self._h is not None else ""
+        return easy_error(code, message or None)
+
+    def perform_rb(self):
+        """Perform and return the body as bytes."""
+        buf = io.BytesIO()
+        self._handle("perform_rb")
+        previous = self._write_cb
+        self.setopt(lib.CURLOPT_WRITEFUNCTION, buf.write)
+        try:
+            self.perform()
+        finally:
+            if self._h is not None:
+                if previous is None:
+                    self.unsetopt(lib.CURLOPT_WRITEFUNCTION)
+                else:
+                    self.setopt(lib.CURLOPT_WRITEFUNCTION, previous)
+        return buf.getvalue()
+
+    def perform_rs(self):
+        """Perform and return the body as str (UTF-8)."""
+        return self.perform_rb().decode("utf-8", "replace")
+
+    def pause(self, bitmask):
+        """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL, PAUSE_CONT."""
+        h = self._handle("pause")
+        if not isinstance(bitmask, int):
+            raise TypeError("pause() takes an int bitmask")
+        check_easy(lib.curl_easy_pause(h, bitmask))
+
+    def unpause(self):
+        """Same as ``pause(PAUSE_CONT)``."""
+        self.pause(lib.CURLPAUSE_CONT)
+
+    # -- information ----------------------------------------------------------
+
+    def getinfo_raw(self, info):
+        """``curl_easy_getinfo``; strings as bytes."""
+        return self._getinfo(info, True, "getinfo_raw")
+
+    def getinfo(self, info):
+        """``curl_easy_getinfo``; strings as str."""
+        return self._getinfo(info, False, "getinfo")
+
+    def _getinfo(self, info, raw, method):
+        h = self._handle(method)
+        if not isinstance(info, int):
+            raise TypeError("info must be an int, not %s" % type(info).__name__)
+        kind = info & _INFO_TYPEMASK
+        if info == _INFO_PRIVATE:
+            raise ValueError("INFO_PRIVATE is reserved by curlmulti")
+        if kind == lib.CM_INFO_LONG:
+            out = ffi.new("long *")
+            check_easy(lib.cm_easy_getinfo_long(h, info, out))
+            return out[0]
+        if kind == lib.CM_INFO_DOUBLE:
+            out = ffi.new("double *")
+            check_easy(lib.cm_easy_getinfo_double(h, info, out))
+            return out[0]
+        if kind == lib.CM_INFO_STRING:
+            out = ffi.new("char **")
+            check_easy(lib.cm_easy_getinfo_string(h, info, out))
+            if out[0] == ffi.NULL:
+                return None
+            data = ffi.string(out[0])
+            return data if raw else data.decode("utf-8", "surrogateescape")
+        if kind == lib.CM_INFO_OFF_T:
+            out = ffi.new("curl_off_t *")
+            check_easy(lib.cm_easy_getinfo_off_t(h, info, out))
+            return out[0]
+        if kind == lib.CM_INFO_SOCKET:
+            out = ffi.new("curl_socket_t *")
+            check_easy(lib.cm_easy_getinfo_socket(h, info, out))
+            return out[0]
+        if kind == lib.CM_INFO_SLIST and info == _INFO_CERTINFO:
+            out = ffi.new("void **")
+            check_easy(lib.cm_easy_getinfo_ptr(h, info, out))
+            certinfo = ffi.cast("struct curl_certinfo *", out[0])
+            certs = []
+            if certinfo != ffi.NULL:
+                for i in range(certinfo.num_of_certs):
+                    fields = []
+                    for line in _slist_to_list(certinfo.certinfo[i], raw):
+                        sep = b":" if raw else ":"
+                        key, _, val = line.partition(sep)
+                        fields.append((key, val))
+                    certs.append(fields)
+            return certs
+        if kind == lib.CM_INFO_SLIST:
+            out = ffi.new("struct curl_slist **")
+            check_easy(lib.cm_easy_getinfo_slist(h, info, out))
+            try:
+                return _slist_to_list(out[0], raw)
+            finally:
+                lib.curl_slist_free_all(out[0])
+        raise error(_E_UNKNOWN_OPTION, "getinfo: unsupported info %d" % info)
+
+    def errstr(self):
+        """The message libcurl left in the error buffer by the last transfer."""
+        return self.errstr_raw().decode("utf-8", "surrogateescape")
+
+    def errstr_raw(self):
+        self._handle("errstr")
+        return ffi.string(self._errbuf)
+
+    # -- life cycle ---------------------------------------------------------
+
+    def reset(self):
+        """``curl_easy_reset``: every option back to its default."""
+        h = self._handle("reset")
+        lib.curl_easy_reset(h)
+        self._keep = {}  # libcurl no longer points at them
+        self._clear_callbacks()
+        self._bind()
+
+    def duphandle(self):
+        """A copy with the same options (``curl_easy_duphandle``); the copy owns
+        its callbacks and shares the buffers libcurl points at."""
+        h = self._handle("duphandle")
+        h2 = lib.curl_easy_duphandle(h)
+        if h2 == ffi.NULL:
+            raise error(lib.CURLE_OUT_OF_MEMORY, "curl_easy_duphandle() failed")
+        dup = Curl.__new__(Curl)
+        try:
+            dup._adopt(h2)
+            dup._keep = dict(self._keep)
+            for option, attr in _CALLBACK_ATTRS.items():
+                func = getattr(self, attr)
+                if func is not None:
+                    dup._set_callback(h2, option, func)
+        except BaseException:
+            dup.close()
+            raise
+        return dup
+
+    def close(self):
+        """Detach from any CurlMulti and free the handle.  Idempotent."""
+        h = self._h
+        if h is None:
+            return
+        if self._busy:
+            raise misuse("cannot invoke close() - perform() is currently running")
+        multi = self._attached_multi()
+        if multi is not None:
+            multi._detach(self, closing=True)
+            if self._h is None:  # the multi closed it
+                return
+        self._h = None
+        lib.curl_easy_cleanup(h)
+        self._release()
+
+    def _release(self):
+        self._keep = {}
+        self._clear_callbacks()
+        self._multi_ref = None
+
+    def __del__(self):
+        h = self._h
+        if h is not None and not self._busy:
+            self._h = None
+            lib.curl_easy_cleanup(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        return "<curlmulti.Curl %s>" % ("closed" if self._h is None else "at 0x%x" % id(self))
+
+
+for _name, _value in CONSTANTS.items():
+    setattr(Curl, _name, _value)

@@ -1,0 +1,56 @@
+"""The one place for errors: the ``error`` class, the checks that turn
+libcurl return codes into it, and the fixed messages for misuse."""
+
+from ._curl import ffi, lib
+
+
+class error(Exception):
+    """Raised for every libcurl failure.  ``args`` is ``(code, message)`` as in
+    pycurl: libcurl's CURLcode/CURLMcode and its message.  When a Python
+    callback caused the failure, that exception is ``__cause__``."""
+
+
+def _text(p):
+    return ffi.string(p).decode("utf-8", "surrogateescape") if p != ffi.NULL else ""
+
+
+def easy_strerror(code):
+    """libcurl's description of a CURLcode (``curl_easy_strerror``)."""
+    return _text(lib.curl_easy_strerror(code))
+
+
+def multi_strerror(code):
+    """libcurl's description of a CURLMcode (``curl_multi_strerror``)."""
+    return _text(lib.curl_multi_strerror(code))
+
+
+def easy_error(code, message=None):
+    """An ``error`` for a CURLcode, with libcurl's message unless given."""
+    return error(code, message or easy_strerror(code))
+
+
+def check_easy(code):
+    if code != 0:
+        raise easy_error(code)
+
+
+def check_multi(code):
+    if code != 0:
+        raise error(code, multi_strerror(code))
+
+
+def closed_error(what, method):
+    return error(0, "cannot invoke %s() - the %s is closed" % (method, what))
+
+
+def misuse(message):
+    """An ``error`` for a call that libcurl would not even be asked to do."""
+    return error(0, message)
+
+
+def raise_from_callback(err, exc):
+    """Raise ``err`` caused by ``exc``, the exception a callback stored;
+    KeyboardInterrupt and SystemExit travel as themselves."""
+    if exc is not None and not isinstance(exc, Exception):
+        raise exc
+    raise err from exc

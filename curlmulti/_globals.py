@@ -1,0 +1,42 @@
+"""Module-level functions of pycurl: version information and global init."""
+
+import sys
+
+from ._curl import ffi, lib
+from ._errors import check_easy
+
+COMPILE_PY_VERSION_HEX = sys.hexversion
+
+
+def _s(p):
+    return ffi.string(p).decode("ascii", "replace") if p != ffi.NULL else None
+
+
+def version_info():
+    """``curl_version_info`` as pycurl's 12-tuple: (age, version, version_num,
+    host, features, ssl_version, ssl_version_num, libz_version, protocols,
+    ares, ares_num, libidn)."""
+    d = lib.curl_version_info(lib.CURLVERSION_NOW)
+    protocols = []
+    i = 0
+    while d.protocols[i] != ffi.NULL:
+        protocols.append(_s(d.protocols[i]))
+        i += 1
+    return (d.age, _s(d.version), d.version_num, _s(d.host), d.features,
+            _s(d.ssl_version), d.ssl_version_num, _s(d.libz_version), tuple(protocols),
+            _s(d.ares), d.ares_num, _s(d.libidn))
+
+
+def global_init(flags):
+    """``curl_global_init``; libcurl also does this by itself."""
+    if not isinstance(flags, int):
+        raise TypeError("global_init() takes an int")
+    check_easy(lib.curl_global_init(flags))
+
+
+def global_cleanup():
+    """``curl_global_cleanup``."""
+    lib.curl_global_cleanup()
+
+
+version = "curlmulti/0.1.0 " + _s(lib.curl_version())
