@@ -3,6 +3,7 @@ pycurl-compatible (``import curlmulti as pycurl``)."""
 
 from ._constants import CONSTANTS as _CONSTANTS
 from ._easy import Curl
+from ._multi import CurlMulti
 from ._errors import easy_strerror, error, multi_strerror
 from ._globals import COMPILE_PY_VERSION_HEX, global_cleanup, global_init, version, version_info
 
@@ -10,6 +11,6 @@ globals().update(_CONSTANTS)
 
 __version__ = "0.1.0"
 __all__ = [
-    "Curl", "error", "version", "version_info", "global_init", "global_cleanup",
+    "Curl", "CurlMulti", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "COMPILE_PY_VERSION_HEX",
 ] + sorted(_CONSTANTS)

@@ -180,11 +180,11 @@ def cm_closesocket_cb(curl, _, fd):
 @_trampoline(-1, 3)
 def cm_socket_cb(multi, _easy, fd, what, _, socketp):
     obj = ffi.from_handle(socketp) if socketp != ffi.NULL else None
-    multi._socket_cb(what, fd, multi, obj)
-    return 0
+    result = multi._socket_event(what, fd, obj)
+    return result if isinstance(result, int) else 0
 
 
 @_trampoline(-1, 2)
 def cm_timer_cb(multi, _m, timeout_ms, _):
-    multi._timer_cb(timeout_ms)
-    return 0
+    result = multi._timer_cb(timeout_ms)
+    return result if isinstance(result, int) else 0

@@ -450,10 +450,12 @@ class Curl(object):
             raise misuse("cannot invoke close() - perform() is currently running")
         multi = self._attached_multi()
         if multi is not None:
-            multi._detach(self, closing=True)
-            if self._h is None:  # the multi closed it
-                return
-        self._h = None
+            multi._detach(self, closing=True)  # may defer the cleanup itself
+        else:
+            self._close_now()
+
+    def _close_now(self):
+        h, self._h = self._h, None
         lib.curl_easy_cleanup(h)
         self._release()
 

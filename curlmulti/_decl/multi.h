@@ -8,6 +8,7 @@ CURLMcode curl_multi_remove_handle(CURLM *multi_handle, CURL *curl_handle);
 CURLMcode curl_multi_perform(CURLM *multi_handle, int *running_handles);
 CURLMcode curl_multi_socket_action(CURLM *multi_handle, curl_socket_t s,
                                    int ev_bitmask, int *running_handles);
+CURLMcode curl_multi_socket_all(CURLM *multi_handle, int *running_handles);
 CURLMcode curl_multi_timeout(CURLM *multi_handle, long *milliseconds);
 CURLMsg *curl_multi_info_read(CURLM *multi_handle, int *msgs_in_queue);
 CURLMcode curl_multi_assign(CURLM *multi_handle, curl_socket_t sockfd, void *sockp);
