@@ -17,6 +17,10 @@ Inputs:
                   from libcurl versions newer than the headers are kept too.
 
 Usage: python tools/gen_constants.py --headers /usr/include/x86_64-linux-gnu/curl \
+           --names tools/pycurl-names.txt > curlmulti/_constnames.py
+
+tools/pycurl-names.txt lists the integer constants of pycurl 7.49.0.
+Old usage form:
            [--names pycurl-names.txt] > curlmulti/_constnames.py
 """
 import argparse
@@ -124,6 +128,7 @@ NOT_VALUES = {
     "CURLINFO_PTR", "CURLINFO_SOCKET", "CURLINFO_OFF_T", "CURLINFO_MASK",
     "CURLINFO_TYPEMASK", "CURLE_LAST", "CURLM_LAST", "CURLMOPT_LASTENTRY",
     "CURLE_OBSOLETE", "CURLOPT_OBSOLETE", "CURLOPT_", "CURLOPT_SOMETHING",
+    "CURLOPT_PRIVATE", "CURLINFO_PRIVATE",  # curlmulti's own: maps CURL * to Curl
 }
 # CURLINFO_ values that are debug-callback info types, not getinfo keys.
 INFOTYPES = {"TEXT", "HEADER_IN", "HEADER_OUT", "DATA_IN", "DATA_OUT",
@@ -175,7 +180,8 @@ def main():
                     table[pyname] = hit
     have = set(table.values())
     for cname in sorted(symbols):
-        if cname in NOT_VALUES or cname in have or cname.startswith("CURLOPTTYPE"):
+        if (cname in NOT_VALUES or cname in have or cname.startswith("CURLOPTTYPE")
+                or "OBSOLETE" in cname):
             continue
         for cprefix, pyprefix in HEADER_FAMILIES:
             if cname.startswith(cprefix):
