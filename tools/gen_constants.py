@@ -20,8 +20,6 @@ Usage: python tools/gen_constants.py --headers /usr/include/x86_64-linux-gnu/cur
            --names tools/pycurl-names.txt > curlmulti/_constnames.py
 
 tools/pycurl-names.txt lists the integer constants of pycurl 7.49.0.
-Old usage form:
-           [--names pycurl-names.txt] > curlmulti/_constnames.py
 """
 import argparse
 import os
