@@ -7,7 +7,8 @@ fragment per libcurl area, read in this order:
   types.h      integer types, structs and opaque handles
   easy.h       global and easy-handle functions
   multi.h      multi-handle functions
-  shims.h      typed shims over the variadic calls (C in shims.c)
+  shims.h      typed shims over the variadic calls, and the C sinks
+               (C in shims.c and sinks.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
 
 followed by the constants: curlmulti/_constnames.py names them (names only),
@@ -108,7 +109,7 @@ def make_ffibuilder():
     builder.cdef(cdef)
     builder.set_source(
         "curlmulti._curl",
-        "#include <curl/curl.h>\n" + _read("shims.c"),
+        "#include <curl/curl.h>\n" + _read("shims.c") + _read("sinks.c"),
         extra_compile_args=[f for f in cflags] + ["-Wno-deprecated-declarations"],
         extra_link_args=libs,
     )

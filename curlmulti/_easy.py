@@ -7,6 +7,7 @@ import weakref
 from . import _callbacks  # noqa: F401  (registers the trampolines)
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
+from ._sinks import _Sink
 from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error,
                       misuse, raise_from_callback)
 
@@ -71,6 +72,7 @@ _FILE_OPTIONS = {
     _opt("HEADERDATA"): (_opt("HEADERFUNCTION"), "write"),
     _opt("READDATA"): (_opt("READFUNCTION"), "read"),
 }
+_WRITEFUNCTION = _opt("WRITEFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
 _COPYPOSTFIELDS = _opt("COPYPOSTFIELDS")
 _POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
@@ -250,6 +252,15 @@ class Curl(object):
             raise TypeError("callback option %d is not supported by curlmulti" % option)
         if not callable(func):
             raise TypeError("option %d takes a callable, not %s" % (option, type(func).__name__))
+        if option == _WRITEFUNCTION:
+            sink = getattr(func, "__self__", None)
+            if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:
+                # A C sink: libcurl writes into it with no Python call.
+                check_easy(lib.cm_easy_set_sink(h, sink._sink))
+                self._keep[option] = sink
+                self._write_cb = None
+                return
+            self._keep.pop(option, None)
         check_easy(lib.cm_easy_set_callback(h, option, self._ud))
         setattr(self, attr, func)
 
@@ -272,6 +283,7 @@ class Curl(object):
                 raise TypeError("callback option %d is not supported by curlmulti" % option)
             check_easy(lib.cm_easy_set_callback(h, option, ffi.NULL))
             setattr(self, attr, None)
+            self._keep.pop(option, None)
         elif option in _FILE_OPTIONS:
             self.unsetopt(_FILE_OPTIONS[option][0])
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):

@@ -56,3 +56,20 @@ static const long CM_EASYTYPE_CBPTR;
 static const long CM_EASYTYPE_OBJECT;
 /* Used internally; not all are pycurl names. */
 #define CURLVERSION_NOW ...
+
+/* Sinks: a body written by C, with no Python call per chunk (sinks.c). */
+struct cm_sink {
+    char *data;
+    size_t len;
+    size_t cap;
+    int fd;          /* >= 0: write(2) to this descriptor instead of memory */
+    int err;         /* errno of the failure that stopped the sink, else 0 */
+    ...;
+};
+struct cm_sink *cm_sink_new(int fd);
+void cm_sink_free(struct cm_sink *s);
+void cm_sink_clear(struct cm_sink *s);
+/* Install the sink as h's WRITEFUNCTION/WRITEDATA. */
+CURLcode cm_easy_set_sink(CURL *h, struct cm_sink *s);
+/* libcurl's write callback of a sink; also appends from Python. */
+size_t cm_sink_write(char *ptr, size_t size, size_t nmemb, void *userdata);

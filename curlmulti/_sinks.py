@@ -1,0 +1,74 @@
+"""Sinks: response bodies received by C code, with no Python call per chunk.
+
+``Curl.setopt(WRITEDATA, sink)`` (or ``WRITEFUNCTION, sink.write``) with a
+``Buffer`` or a ``FileSink`` installs libcurl's write callback in C, so a
+64 MiB body is received at libcurl's own speed.  Both also work as ordinary
+file-like objects from Python."""
+
+import os
+
+from ._curl import ffi, lib
+
+
+class _Sink(object):
+    _fd = -1
+
+    def __init__(self):
+        p = lib.cm_sink_new(self._fd)
+        if p == ffi.NULL:
+            raise MemoryError("cannot allocate a sink")
+        self._sink = ffi.gc(p, lib.cm_sink_free)
+
+    def write(self, data):
+        """Append bytes (from Python); returns the number written."""
+        n = len(data)
+        if n and lib.cm_sink_write(ffi.from_buffer(data), 1, n, self._sink) != n:
+            raise self._failure()
+        return n
+
+    def _failure(self):
+        err = self._sink.err
+        return OSError(err, os.strerror(err)) if err else OSError("sink failed")
+
+    @property
+    def error(self):
+        """The OSError that stopped the sink (a transfer then fails with
+        E_WRITE_ERROR), or None."""
+        return self._failure() if self._sink.err else None
+
+
+class Buffer(_Sink):
+    """A growing in-memory body.  ``getvalue()`` returns it as bytes."""
+
+    def getvalue(self):
+        s = self._sink
+        return ffi.unpack(s.data, s.len) if s.len else b""
+
+    def __len__(self):
+        return self._sink.len
+
+    def clear(self):
+        """Empty the buffer (its memory is kept for the next body)."""
+        lib.cm_sink_clear(self._sink)
+
+
+class FileSink(_Sink):
+    """Writes a body straight to a file descriptor with write(2).
+
+    ``file`` is a descriptor or an object with ``fileno()``; a Python file
+    object is flushed first, and must not be written to from Python while a
+    transfer writes to it."""
+
+    def __init__(self, file):
+        if isinstance(file, int):
+            fd = file
+        else:
+            flush = getattr(file, "flush", None)
+            if flush is not None:
+                flush()
+            fd = file.fileno()
+        if not isinstance(fd, int) or fd < 0:
+            raise ValueError("FileSink needs a valid file descriptor")
+        self._fd = fd
+        self._file = file  # keep the descriptor's owner alive
+        _Sink.__init__(self)
