@@ -157,6 +157,7 @@ class Curl(object):
     _h = None
     _busy = False
     _multi_ref = None
+    _sink_h = ffi.NULL  # the CURL * last given to a C sink
 
     def __init__(self):
         h = lib.curl_easy_init()
@@ -256,11 +257,13 @@ class Curl(object):
             sink = getattr(func, "__self__", None)
             if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:
                 # A C sink: libcurl writes into it with no Python call.
+                self._forget_sink()
                 check_easy(lib.cm_easy_set_sink(h, sink._sink))
                 self._keep[option] = sink
+                self._sink_h = h
                 self._write_cb = None
                 return
-            self._keep.pop(option, None)
+            self._forget_sink()
         check_easy(lib.cm_easy_set_callback(h, option, self._ud))
         setattr(self, attr, func)
 
@@ -283,7 +286,8 @@ class Curl(object):
                 raise TypeError("callback option %d is not supported by curlmulti" % option)
             check_easy(lib.cm_easy_set_callback(h, option, ffi.NULL))
             setattr(self, attr, None)
-            self._keep.pop(option, None)
+            if option == _WRITEFUNCTION:
+                self._forget_sink()
         elif option in _FILE_OPTIONS:
             self.unsetopt(_FILE_OPTIONS[option][0])
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
@@ -429,6 +433,7 @@ class Curl(object):
         """``curl_easy_reset``: every option back to its default."""
         h = self._handle("reset")
         lib.curl_easy_reset(h)
+        self._forget_sink()
         self._keep = {}  # libcurl no longer points at them
         self._clear_callbacks()
         self._bind()
@@ -471,7 +476,14 @@ class Curl(object):
         lib.curl_easy_cleanup(h)
         self._release()
 
+    def _forget_sink(self):
+        """A C sink stops reading this handle's Content-Length."""
+        sink = self._keep.pop(_WRITEFUNCTION, None)
+        if sink is not None:
+            lib.cm_sink_detach(sink._sink, self._sink_h)
+
     def _release(self):
+        self._forget_sink()
         self._keep = {}
         self._clear_callbacks()
         self._multi_ref = None
@@ -481,6 +493,9 @@ class Curl(object):
         if h is not None and not self._busy:
             self._h = None
             lib.curl_easy_cleanup(h)
+            keep = self.__dict__.get("_keep")
+            if keep:
+                self._forget_sink()
 
     def __enter__(self):
         return self

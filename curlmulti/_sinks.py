@@ -44,6 +44,25 @@ class Buffer(_Sink):
         s = self._sink
         return ffi.unpack(s.data, s.len) if s.len else b""
 
+    def take(self):
+        """The body as a read-only memoryview, without copying, leaving the
+        buffer empty.  When the view is released its memory goes back to
+        the buffer, so the next body is received into pages already mapped:
+        the fastest way to receive large bodies one after another."""
+        sizes = ffi.new("size_t[2]")
+        sink = self._sink
+        p = lib.cm_sink_take(sink, sizes)
+        if p == ffi.NULL:
+            return memoryview(b"")
+        capacity = sizes[1]
+
+        def recycle(block):
+            lib.cm_sink_recycle(sink, block, capacity)
+
+        # size= tells PyPy's collector how much memory the view holds.
+        block = ffi.gc(p, recycle, size=capacity)
+        return memoryview(ffi.buffer(block, sizes[0])).toreadonly()
+
     def __len__(self):
         return self._sink.len
 

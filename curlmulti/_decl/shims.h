@@ -69,6 +69,9 @@ struct cm_sink {
 struct cm_sink *cm_sink_new(int fd);
 void cm_sink_free(struct cm_sink *s);
 void cm_sink_clear(struct cm_sink *s);
+char *cm_sink_take(struct cm_sink *s, size_t *out);
+void cm_sink_recycle(struct cm_sink *s, char *p, size_t cap);
+void cm_sink_detach(struct cm_sink *s, CURL *h);
 /* Install the sink as h's WRITEFUNCTION/WRITEDATA. */
 CURLcode cm_easy_set_sink(CURL *h, struct cm_sink *s);
 /* libcurl's write callback of a sink; also appends from Python. */
