@@ -177,14 +177,31 @@ def cm_closesocket_cb(curl, _, fd):
     return _int_result(curl._closesocket_cb(fd), "closesocket")
 
 
+# The multi callbacks: only -1 means something to libcurl (abort every transfer
+# of the multi, as it documents); any other result, None included, is 0.
+_POLL_REMOVE = lib.CURL_POLL_REMOVE
+
+
 @_trampoline(-1, 3)
 def cm_socket_cb(multi, _easy, fd, what, _, socketp):
-    obj = ffi.from_handle(socketp) if socketp != ffi.NULL else None
-    result = multi._socket_event(what, fd, obj)
-    return result if isinstance(result, int) else 0
+    try:
+        return -1 if multi._socket_cb(what, fd, multi, ffi.from_handle(socketp)
+                                      if socketp != ffi.NULL else None) == -1 else 0
+    finally:
+        if what == _POLL_REMOVE:
+            multi._assigned.pop(fd, None)  # libcurl forgets the socket's object now
 
 
 @_trampoline(-1, 2)
 def cm_timer_cb(multi, _m, timeout_ms, _):
-    result = multi._timer_cb(timeout_ms)
-    return result if isinstance(result, int) else 0
+    if multi._adding:
+        # libcurl 7.88 leaves a handle half-added (and its multi corrupt) when
+        # the timer callback fails inside curl_multi_add_handle, so there it
+        # never fails: add_handle() undoes the add and raises instead.
+        try:
+            if multi._timer_cb(timeout_ms) == -1:
+                multi._add_refused = True
+        except BaseException as exc:
+            multi._callback_failed(exc)
+        return 0
+    return -1 if multi._timer_cb(timeout_ms) == -1 else 0

@@ -73,6 +73,7 @@ _FILE_OPTIONS = {
     _opt("READDATA"): (_opt("READFUNCTION"), "read"),
 }
 _WRITEFUNCTION = _opt("WRITEFUNCTION")
+_CLOSESOCKETFUNCTION = _opt("CLOSESOCKETFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
 _COPYPOSTFIELDS = _opt("COPYPOSTFIELDS")
 _POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
@@ -146,6 +147,27 @@ def _slist_to_list(ptr, raw):
     return out
 
 
+class _SocketCloser(object):
+    """The owner libcurl is given for a CLOSESOCKETFUNCTION.  libcurl copies it
+    into every connection the handle opens, and a connection can outlive its
+    Curl in a CurlMulti's connection cache (closed at curl_multi_cleanup), so
+    it is a small object of its own: the Curl keeps each closer it made until
+    it is freed, a CurlMulti those of the handles it detached until its
+    cleanup."""
+
+    __slots__ = ("_closesocket_cb", "_curl", "_ud", "__weakref__")
+
+    def __init__(self, func, curl):
+        self._closesocket_cb = func
+        self._curl = weakref.ref(curl)
+        self._ud = ffi.new_handle(self)
+
+    def _callback_failed(self, exc):
+        curl = self._curl()
+        if curl is not None:
+            curl._callback_failed(exc)
+
+
 class Curl(object):
     """A libcurl easy handle (``curl_easy_init``), pycurl-compatible.
 
@@ -157,6 +179,7 @@ class Curl(object):
     _h = None
     _busy = False
     _multi_ref = None
+    _closers = ()  # every _SocketCloser made for this handle
     _sink_h = ffi.NULL  # the CURL * last given to a C sink
 
     def __init__(self):
@@ -185,6 +208,11 @@ class Curl(object):
     def _callback_failed(self, exc):
         if self.callback_error is None:
             self.callback_error = exc
+        if not isinstance(exc, Exception):
+            # KeyboardInterrupt, SystemExit: also raised by the CurlMulti call.
+            multi = self._attached_multi()
+            if multi is not None:
+                multi._callback_failed(exc)
 
     # -- state checks -------------------------------------------------------
 
@@ -264,7 +292,12 @@ class Curl(object):
                 self._write_cb = None
                 return
             self._forget_sink()
-        check_easy(lib.cm_easy_set_callback(h, option, self._ud))
+        owner = self._ud
+        if option == _CLOSESOCKETFUNCTION:
+            closer = _SocketCloser(func, self)
+            self._closers += (closer,)
+            owner = closer._ud
+        check_easy(lib.cm_easy_set_callback(h, option, owner))
         setattr(self, attr, func)
 
     def setopt_string(self, option, value):
