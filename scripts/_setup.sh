@@ -1,0 +1,134 @@
+# shellcheck shell=bash
+# Setup shared by scripts/test.sh, scripts/demo.sh and .ci/run.  Sourced, not run.
+#
+#   cm_system_packages NAME...   the Debian packages that the interpreters NAME
+#                                (cpython, pypy) need: installed when missing
+#                                (as root), else a message naming them.
+#                                CM_APT_FORCE=1: always apt-get update + install.
+#   cm_venv NAME                 .venv/NAME ready: created once, test extras
+#                                installed when pyproject.toml changed, and
+#                                curlmulti rebuilt from a clean build directory
+#                                and reinstalled (not editable) on every call.
+#   cm_python NAME               the interpreter a venv is made from
+#                                (CURLMULTI_CPYTHON / CURLMULTI_PYPY override).
+
+CM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CM_VENVS="$CM_ROOT/.venv"
+CM_SETUP_VERSION=1                      # bump to rebuild every venv
+
+CM_APT_COMMON=(libcurl4-openssl-dev gcc libc6-dev)
+CM_APT_PYPY=(pypy3 pypy3-dev pypy3-venv)
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off
+
+cm_say() { printf '==> %s\n' "$*"; }
+cm_warn() { printf 'warning: %s\n' "$*" >&2; }
+cm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+cm_python() {
+    case "$1" in
+        cpython) echo "${CURLMULTI_CPYTHON:-python3}" ;;
+        pypy) echo "${CURLMULTI_PYPY:-pypy3}" ;;
+        *) cm_die "unknown interpreter '$1' (expected cpython or pypy)" ;;
+    esac
+}
+
+# Packages a Debian python3 needs for venvs and for compiling extensions;
+# nothing for a python3 that isn't Debian's (pyenv, /usr/local).
+_cm_cpython_packages() {
+    local py exe
+    py=$(cm_python cpython)
+    command -v "$py" >/dev/null || { echo python3 python3-dev python3-venv; return; }
+    exe=$("$py" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+    case "$exe" in /usr/bin/*) echo python3-dev python3-venv ;; esac
+}
+
+_cm_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+
+cm_system_packages() {
+    local name want=("${CM_APT_COMMON[@]}") missing=() pkg extra=()
+    for name in "$@"; do
+        case "$name" in
+            cpython) read -r -a extra <<<"$(_cm_cpython_packages)"; want+=("${extra[@]}") ;;
+            pypy) want+=("${CM_APT_PYPY[@]}") ;;
+        esac
+    done
+    if ! command -v dpkg-query >/dev/null; then
+        # Not Debian: check for the tools themselves and name what is missing.
+        command -v curl-config >/dev/null || missing+=("libcurl development files (curl-config)")
+        command -v cc >/dev/null || command -v gcc >/dev/null || missing+=("a C compiler")
+        for name in "$@"; do
+            command -v "$(cm_python "$name")" >/dev/null || missing+=("$(cm_python "$name")")
+        done
+        [ ${#missing[@]} -eq 0 ] || cm_die "missing: ${missing[*]}; install them and run again"
+        return 0
+    fi
+    for pkg in "${want[@]}"; do
+        _cm_installed "$pkg" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ] && [ "${CM_APT_FORCE:-0}" != 1 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        cm_die "missing Debian packages: ${missing[*]}
+run as root, or install them first:  sudo apt-get install -y ${missing[*]}"
+    fi
+    cm_say "apt-get install ${want[*]}${missing[*]:+ (missing: ${missing[*]})}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -q; then
+        [ ${#missing[@]} -eq 0 ] || cm_die "apt-get update failed and ${missing[*]} are missing"
+        cm_warn "apt-get update failed; every package needed is installed, going on"
+        return 0
+    fi
+    apt-get install -y -q --no-install-recommends "${want[@]}" </dev/null \
+        || cm_die "apt-get install ${want[*]} failed"
+}
+
+# pip in a venv, without this machine's notes about absent local indexes.
+_cm_pip() {
+    local venv=$1; shift
+    "$venv/bin/python" -m pip "$@" 2>&1 | grep -v 'is ignored: it is neither a file nor a directory'
+    return "${PIPESTATUS[0]}"
+}
+
+cm_venv() {
+    local name=$1 py venv interp_id deps_id fresh=0
+    py=$(cm_python "$name")
+    venv="$CM_VENVS/$name"
+    command -v "$py" >/dev/null || cm_die "$py not found (needed for the $name venv)"
+    interp_id="$("$py" -c 'import platform, sys; print(sys.executable, platform.python_implementation(), platform.python_version())') setup=$CM_SETUP_VERSION"
+    deps_id=$(sha256sum "$CM_ROOT/pyproject.toml" | cut -d' ' -f1)
+
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.cm-interp" 2>/dev/null)" != "$interp_id" ] \
+            || ! "$venv/bin/python" -c '' 2>/dev/null; then
+        cm_say "$name: creating .venv/$name with $py"
+        rm -rf "$venv"
+        "$py" -m venv "$venv" || cm_die "'$py -m venv' failed"
+        echo "$interp_id" >"$venv/.cm-interp"
+    fi
+
+    # A build directory of our own, emptied every time: no object or .py left
+    # over from another interpreter, another developer or a deleted module.
+    local build="$venv/.build"
+    rm -rf "$build"
+    mkdir -p "$build"
+    printf '[build]\nbuild_base = %s\n' "$build" >"$venv/.cm-build.cfg"
+    export DIST_EXTRA_CONFIG="$venv/.cm-build.cfg"
+
+    if [ "$(cat "$venv/.cm-deps" 2>/dev/null)" != "$deps_id" ]; then
+        cm_say "$name: pip install '.[test]' (test dependencies changed or first run)"
+        _cm_pip "$venv" install -q "$CM_ROOT[test]" || cm_die "$name: pip install '.[test]' failed"
+        echo "$deps_id" >"$venv/.cm-deps"
+        fresh=1
+    fi
+    if [ $fresh = 0 ]; then
+        cm_say "$name: building and reinstalling curlmulti"
+        _cm_pip "$venv" install -q --no-deps --force-reinstall "$CM_ROOT" \
+            || cm_die "$name: building curlmulti failed"
+    fi
+    unset DIST_EXTRA_CONFIG
+    "$venv/bin/python" -c 'import curlmulti._curl' 2>/dev/null \
+        || cm_warn "$name: the installed curlmulti._curl does not import"
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job: a local server on 127.0.0.1, ~50 URLs fetched concurrently
+# with CurlMulti and then with AsyncCurlMulti (examples/demo.py).
+#
+#   bash scripts/demo.sh [--count N] [--quiet]        on CPython
+#   CURLMULTI_PYTHONS=pypy bash scripts/demo.sh       on PyPy (or "cpython pypy")
+#
+# Sets itself up as scripts/test.sh does (system packages as root, a venv under
+# .venv/ with curlmulti built and installed), then runs the demo.
+set -uo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+
+read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython}"
+for name in "${PYTHONS[@]}"; do cm_python "$name" >/dev/null; done
+cm_system_packages "${PYTHONS[@]}"
+
+rc=0
+for name in "${PYTHONS[@]}"; do
+    (cm_venv "$name") || { rc=1; continue; }
+    cm_say "$name: python examples/demo.py $*"
+    # From the venv directory: the installed curlmulti, not the source tree's.
+    (cd "$CM_VENVS/$name" && exec "$CM_VENVS/$name/bin/python" "$CM_ROOT/examples/demo.py" "$@") || rc=1
+done
+exit $rc

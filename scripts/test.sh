@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The whole test suite, on CPython and then on PyPy:  bash scripts/test.sh [PYTEST ARGS]
+#
+#   bash scripts/test.sh                      everything, both interpreters
+#   bash scripts/test.sh -k easy -x           extra arguments go to pytest
+#   bash scripts/test.sh tests/test_servers.py
+#   CURLMULTI_PYTHONS=cpython bash scripts/test.sh     one interpreter (cpython, pypy)
+#
+# Each interpreter gets a venv under .venv/ (made once, test dependencies
+# reinstalled when pyproject.toml changes) with curlmulti built and installed
+# as a wheel on every run.  pytest runs from inside the venv directory, so the
+# tests import the installed package, never the source tree's curlmulti/.
+# Exits non-zero if any interpreter fails, crashes or runs no test.
+set -uo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+
+read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython pypy}"
+[ ${#PYTHONS[@]} -gt 0 ] || cm_die "CURLMULTI_PYTHONS is empty"
+for name in "${PYTHONS[@]}"; do cm_python "$name" >/dev/null; done
+
+# Paths among the arguments are made absolute (pytest runs from elsewhere);
+# the values of options that take a non-path value are left alone.
+ARGS=()
+HAVE_PATH=0
+prev=""
+for a in "$@"; do
+    case "$prev" in
+        -k|-m|-p|-o|-W|-r|--tb|--maxfail|--timeout|--durations|--log-level|--import-mode)
+            ARGS+=("$a"); prev=""; continue ;;
+    esac
+    prev=$a
+    case "$a" in
+        -*) ARGS+=("$a") ;;
+        *)
+            p=${a%%::*}
+            rest=${a#"$p"}
+            if [ -e "$p" ] && [ "${p#/}" != "$p" ]; then
+                ARGS+=("$a"); HAVE_PATH=1
+            elif [ -e "$PWD/$p" ]; then
+                ARGS+=("$(cd "$(dirname "$PWD/$p")" && pwd)/$(basename "$p")$rest"); HAVE_PATH=1
+            elif [ -e "$CM_ROOT/$p" ]; then
+                ARGS+=("$CM_ROOT/$p$rest"); HAVE_PATH=1
+            else
+                ARGS+=("$a")
+            fi ;;
+    esac
+done
+[ $HAVE_PATH = 1 ] || ARGS+=("$CM_ROOT/tests")
+COLOR=()
+[ -t 1 ] && COLOR=(--color=yes)
+
+cm_system_packages "${PYTHONS[@]}"
+
+LOGS="$CM_VENVS/logs"
+mkdir -p "$LOGS"
+declare -A SUMMARY STATUS VERSION
+TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0 RC=0
+START=$SECONDS
+
+for name in "${PYTHONS[@]}"; do
+    t0=$SECONDS
+    log="$LOGS/pytest-$name.log"
+    : >"$log"
+    if ! (cm_venv "$name"); then
+        STATUS[$name]="SETUP FAILED"; SUMMARY[$name]="(see above)"; VERSION[$name]="?"
+        TOTAL_FAILED=$((TOTAL_FAILED + 1)); RC=1
+        continue
+    fi
+    venv="$CM_VENVS/$name"
+    VERSION[$name]=$("$venv/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')
+    setup_s=$((SECONDS - t0))
+    cm_say "$name: pytest (${VERSION[$name]}, setup took ${setup_s}s)"
+    (
+        cd "$venv" || exit 1
+        CURLMULTI_TEST_INSTALLED=1 exec "$venv/bin/python" -m pytest \
+            -c "$CM_ROOT/pyproject.toml" --rootdir "$CM_ROOT" "${COLOR[@]}" "${ARGS[@]}" </dev/null
+    ) 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    # pytest's closing line: "==== 3 failed, 40 passed, 2 skipped in 5.01s ====" (no "=" with -q)
+    line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(=+ )?([0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?)|no tests ran)\b.* in [0-9.]+s' | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+    count() { echo "$line" | grep -oE "[0-9]+ $1" | head -1 | cut -d' ' -f1; }
+    passed=$(count passed); failed=$(count failed); errors=$(count 'errors?'); skipped=$(count skipped)
+    passed=${passed:-0}; failed=$(( ${failed:-0} + ${errors:-0} )); skipped=${skipped:-0}
+    if [ -z "$line" ]; then
+        line="pytest ended without a summary (exit $rc: crashed or killed?)"
+        [ "$failed" -gt 0 ] || failed=1
+    fi
+    case $rc in
+        0) STATUS[$name]="ok" ;;
+        5) STATUS[$name]="NO TESTS"; [ "$failed" -gt 0 ] || failed=1 ;;
+        *) STATUS[$name]="FAILED (exit $rc)"; [ "$failed" -gt 0 ] || failed=1 ;;
+    esac
+    [ "$rc" = 0 ] || RC=1
+    SUMMARY[$name]="$line  [setup ${setup_s}s, total $((SECONDS - t0))s]"
+    TOTAL_PASSED=$((TOTAL_PASSED + passed)); TOTAL_FAILED=$((TOTAL_FAILED + failed))
+    TOTAL_SKIPPED=$((TOTAL_SKIPPED + skipped))
+done
+
+echo
+echo "================ curlmulti tests: per interpreter ================"
+for name in "${PYTHONS[@]}"; do
+    printf '%-8s %-16s %-14s %s\n' "$name" "${VERSION[$name]}" "${STATUS[$name]}" "${SUMMARY[$name]}"
+done
+echo "logs: $LOGS/pytest-<interpreter>.log; $((SECONDS - START))s in all"
+if [ "$TOTAL_SKIPPED" -gt 0 ]; then
+    echo "total: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+else
+    echo "total: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+fi
+exit $RC
