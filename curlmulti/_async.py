@@ -1,0 +1,472 @@
+"""``AsyncCurlMulti``: a ``CurlMulti`` driven by an asyncio event loop.
+
+Pure Python over the public ``CurlMulti`` API (no ``lib``/``ffi``), so it can
+be driven by a stand-in multi in tests.
+
+How the driver works:
+
+1. libcurl tells us which sockets to watch through ``M_SOCKETFUNCTION``.  The
+   mask currently registered for each descriptor is kept in ``_watch``; only
+   a change of mask touches the loop (``add_reader``/``add_writer`` and their
+   removals).  The loop calls ``_action(fd, CSELECT_IN or CSELECT_OUT)``
+   directly: no per-event closure or allocation of ours.
+2. libcurl asks for one timer through ``M_TIMERFUNCTION``; there is at most
+   one loop handle for it (``call_soon`` for 0 ms, ``call_later`` otherwise),
+   a repeated 0 ms request is coalesced.  No periodic task exists: an idle
+   multi has nothing scheduled and wakes the loop zero times.
+3. After each ``socket_action`` the count of running transfers is compared
+   with the number of registered ones; only when some have finished is
+   ``info_read()`` called, once, draining every message, and the futures are
+   resolved in that batch.
+4. A future that is cancelled removes its handle at once (``cancel()`` is
+   overridden), so no transfer keeps running for a cancelled caller.
+5. An exception raised by an easy-handle callback aborts only that transfer:
+   its future fails with ``error`` whose ``__cause__`` is the exception
+   (``curl.callback_error``).  An exception in the driver itself (for
+   instance ``socket_action`` raising) fails every pending future instead of
+   leaving them hanging.
+"""
+
+import asyncio
+import socket
+
+from ._constants import CONSTANTS
+from ._errors import error
+from ._multi import CurlMulti
+
+_POLL_REMOVE = CONSTANTS["POLL_REMOVE"]
+_POLL_IN = CONSTANTS["POLL_IN"]
+_POLL_OUT = CONSTANTS["POLL_OUT"]
+_CSELECT_IN = CONSTANTS["CSELECT_IN"]
+_CSELECT_OUT = CONSTANTS["CSELECT_OUT"]
+_SOCKET_TIMEOUT = CONSTANTS["SOCKET_TIMEOUT"]
+_OWNED = frozenset(CONSTANTS[name] for name in ("M_SOCKETFUNCTION", "M_TIMERFUNCTION", "M_NOTIFYFUNCTION")
+                   if name in CONSTANTS)
+
+_NOT_SELECTOR = ("AsyncCurlMulti needs a selector-style event loop (one with add_reader/add_writer), "
+                 "not %s; on Windows use asyncio.WindowsSelectorEventLoopPolicy()")
+
+
+class _Transfer(asyncio.Future):
+    """The future of one transfer; cancelling it removes the handle at once."""
+
+    __slots__ = ("_acm", "_curl")
+
+    def cancel(self, *args, **kwargs):
+        if not super().cancel(*args, **kwargs):
+            return False
+        acm = self._acm
+        if acm is not None:
+            acm._cancelled(self._curl, self)
+        return True
+
+
+def _check_selector_loop(loop):
+    """Raise RuntimeError unless loop can watch sockets (add_reader)."""
+    if type(loop).add_reader is asyncio.SelectorEventLoop.add_reader:
+        return
+    proactor = getattr(asyncio, "ProactorEventLoop", None)
+    if proactor is not None and isinstance(loop, proactor):
+        raise RuntimeError(_NOT_SELECTOR % type(loop).__name__)
+    a, b = socket.socketpair()
+    try:
+        loop.add_reader(a.fileno(), _noop)
+        loop.remove_reader(a.fileno())
+    except NotImplementedError:
+        raise RuntimeError(_NOT_SELECTOR % type(loop).__name__) from None
+    finally:
+        a.close()
+        b.close()
+
+
+def _noop():
+    pass
+
+
+def _transfer_error(curl, code, message):
+    """The exception a failed transfer's future gets."""
+    cause = curl.callback_error
+    if cause is not None and not isinstance(cause, Exception):
+        return cause  # KeyboardInterrupt, SystemExit travel as themselves
+    err = error(code, message)
+    err.__cause__ = cause
+    return err
+
+
+class AsyncCurlMulti(object):
+    """An asyncio-driven ``CurlMulti``: each transfer is an ``asyncio.Future``
+    resolving to its ``Curl`` or raising ``error``.
+
+    The constructor needs no running loop; the loop is captured by the first
+    ``add_handle()`` and the instance stays bound to it.  Call ``aclose()``
+    (or use ``async with``) to release the multi handle."""
+
+    _multi_class = CurlMulti  # a stand-in multi can be put here for tests
+
+    def __init__(self, close_handles=False):
+        multi = self._multi_class(close_handles=close_handles)
+        self._multi = multi
+        self._loop = None
+        self._futures = {}         # Curl -> _Transfer, in order of addition
+        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask registered with the loop
+        self._timer = None         # the one loop handle for libcurl's timer
+        self._timer_soon = False   # ... and whether it is a call_soon
+        self._kick_handle = None   # a call_soon that runs expired timers after an unpause
+        self._closed = False
+        self._in_action = False    # socket_action() is on the stack
+        self._dirty = False        # a handle was removed during socket_action()
+        self._failure = None       # an exception in our socket/timer callback
+        self._touched = []         # request states whose callbacks ran (see _request.py)
+        self._requests = {}        # request object -> its state, for process()
+        multi.setopt(CONSTANTS["M_SOCKETFUNCTION"], self._on_socket)
+        multi.setopt(CONSTANTS["M_TIMERFUNCTION"], self._on_timer)
+
+    # -- public API -------------------------------------------------------------
+
+    @property
+    def closed(self):
+        """Whether the underlying CurlMulti is closed."""
+        return self._multi.closed
+
+    def setopt(self, option, value):
+        """``CurlMulti.setopt``; the socket, timer (and notify) callbacks are
+        owned by AsyncCurlMulti and raise ValueError."""
+        if option in _OWNED:
+            raise ValueError("AsyncCurlMulti owns M_SOCKETFUNCTION/M_TIMERFUNCTION/M_NOTIFYFUNCTION")
+        self._multi.setopt(option, value)
+
+    def add_handle(self, curl):
+        """Start a transfer; returns an asyncio.Future resolving to ``curl`` or
+        raising ``error``.  Cancelling the future removes the handle."""
+        if self._closed:
+            raise RuntimeError("AsyncCurlMulti is closed")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        futures = self._futures
+        if curl in futures:
+            raise RuntimeError("Curl handle is already registered")
+        fut = _Transfer(loop=loop)
+        fut._acm = self
+        fut._curl = curl
+        self._multi.add_handle(curl)
+        futures[curl] = fut
+        if self._failure is not None:
+            self._settle()
+        return fut
+
+    def remove_handle(self, curl):
+        """Remove ``curl`` and cancel its future.  RuntimeError if it is not
+        registered or after aclose(); ``error`` if libcurl refuses."""
+        if self._closed:
+            raise RuntimeError("AsyncCurlMulti is closed")
+        try:
+            fut = self._futures.pop(curl)
+        except (KeyError, TypeError):
+            raise RuntimeError("Curl handle is not registered") from None
+        try:
+            self._remove(curl)
+        finally:
+            fut.cancel()  # no longer registered: cancel() does not remove again
+
+    async def perform(self, curl):
+        """``await add_handle(curl)``: the Curl once its transfer is done."""
+        return await self.add_handle(curl)
+
+    def futures(self, curls=None):
+        """A snapshot tuple of the pending futures: all of them in order of
+        addition, or those of ``curls`` in its order (KeyError for a handle
+        that is not registered)."""
+        futures = self._futures
+        if curls is None:
+            return tuple([f for f in futures.values() if not f.done()])
+        return tuple([futures[c] for c in curls])
+
+    async def aclose(self):
+        """Cancel the timer, unregister the socket watchers, cancel pending
+        futures and close the multi handle.  Idempotent."""
+        if self._closed:
+            return
+        loop = self._loop
+        loop_open = loop is not None and not loop.is_closed()
+        if loop_open and asyncio.get_running_loop() is not loop:
+            raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
+        self._closed = True
+        for handle in (self._timer, self._kick_handle):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._kick_handle = None
+        if loop_open:
+            for fd, mask in self._watch.items():
+                if mask & _POLL_IN:
+                    loop.remove_reader(fd)
+                if mask & _POLL_OUT:
+                    loop.remove_writer(fd)
+        self._watch.clear()
+        futures, self._futures = self._futures, {}
+        requests, self._requests = self._requests, {}
+        self._touched = []
+        try:
+            self._multi.close()  # removes (and with close_handles closes) every handle
+        finally:
+            for fut in futures.values():
+                fut.cancel()
+            for state in requests.values():
+                state._abandon()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        await self.aclose()
+
+    def __repr__(self):
+        if self._closed:
+            return "<curlmulti.AsyncCurlMulti closed>"
+        return "<curlmulti.AsyncCurlMulti with %d transfers>" % len(self._futures)
+
+    # -- streaming and the request protocol (see _stream.py, _request.py) -----
+
+    def stream(self, curl, max_buffer=1 << 20, upload=None):
+        """Start ``curl`` and return a ``Stream``: ``await stream.head()`` for
+        the response head, ``async for chunk in stream`` for the body.  At
+        most about ``max_buffer`` bytes are held; a lagging consumer pauses
+        the transfer.  ``upload`` is an optional (async) iterable of bytes for
+        the request body."""
+        from ._stream import Stream
+        return Stream(self, curl, max_buffer, upload)
+
+    async def process(self, request):
+        """Run a request object (``configure_handle``, ``has_update``,
+        ``get_update``, ``completed``): returns the next interim update, or
+        the final result of ``completed()``.  Call again to continue."""
+        from ._request import process
+        return await process(self, request)
+
+    def abandon(self, request):
+        """Stop a request started with process() and drop its state."""
+        state = self._requests.pop(request, None)
+        if state is not None:
+            state._abandon()
+
+    # -- the driver ---------------------------------------------------------------
+
+    def _bind(self, loop):
+        if self._loop is not None:
+            raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
+        _check_selector_loop(loop)
+        self._loop = loop
+
+    def _on_socket(self, what, fd, multi, socketp):
+        """M_SOCKETFUNCTION: bring the loop's watchers of fd to ``what``."""
+        watch = self._watch
+        old = watch.get(fd, 0)
+        new = 0 if what == _POLL_REMOVE else what
+        if new == old:
+            return
+        loop = self._loop
+        changed = old ^ new
+        try:
+            if changed & _POLL_IN:
+                if new & _POLL_IN:
+                    loop.add_reader(fd, self._action, fd, _CSELECT_IN)
+                else:
+                    loop.remove_reader(fd)
+            if changed & _POLL_OUT:
+                if new & _POLL_OUT:
+                    loop.add_writer(fd, self._action, fd, _CSELECT_OUT)
+                else:
+                    loop.remove_writer(fd)
+        except Exception as exc:
+            # Not raised into libcurl: a failing multi callback would make it
+            # fail every transfer for the multi's whole life.  Settled by the
+            # caller of the libcurl function (see _settle).
+            if self._failure is None:
+                self._failure = exc
+            return
+        if new:
+            watch[fd] = new
+        else:
+            del watch[fd]
+
+    def _on_timer(self, timeout_ms):
+        """M_TIMERFUNCTION: keep one loop handle for libcurl's timer."""
+        timer = self._timer
+        if timeout_ms == 0 and self._timer_soon and timer is not None:
+            return  # already due on the next loop iteration
+        try:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            if timeout_ms < 0:
+                return
+            if timeout_ms == 0:
+                self._timer = self._loop.call_soon(self._on_timeout)
+                self._timer_soon = True
+            else:
+                self._timer = self._loop.call_later(timeout_ms / 1000.0, self._on_timeout)
+                self._timer_soon = False
+        except Exception as exc:  # as in _on_socket
+            if self._failure is None:
+                self._failure = exc
+
+    def _on_timeout(self):
+        self._timer = None
+        self._action(_SOCKET_TIMEOUT, 0)
+        if self._timer is None and not self._closed and self._futures:
+            # libcurl does not repeat an unchanged timeout: if it was not due
+            # yet by its clock, ask again rather than stall.
+            try:
+                left = self._multi.timeout()
+            except Exception as exc:
+                self._driver_failed(exc)
+                return
+            if left >= 0:
+                self._on_timer(max(left, 1))
+
+    def _kick(self):
+        """Run libcurl's expired timers soon (after an unpause), without
+        disturbing the timer libcurl asked for."""
+        if self._kick_handle is None and not self._closed:
+            self._kick_handle = self._loop.call_soon(self._on_kick)
+
+    def _on_kick(self):
+        self._kick_handle = None
+        self._action(_SOCKET_TIMEOUT, 0)
+
+    def _action(self, fd, mask):
+        """A socket is ready (or the timer expired): let libcurl work, then
+        collect finished transfers."""
+        self._in_action = True
+        try:
+            running = self._multi.socket_action(fd, mask)[1]
+        except Exception as exc:
+            self._in_action = False
+            self._driver_failed(exc)
+            return
+        except BaseException:
+            # KeyboardInterrupt/SystemExit from an easy callback: that transfer
+            # gets it (see _transfer_error); it then leaves the loop, as from
+            # any callback.
+            self._in_action = False
+            self._drain(-1)
+            raise
+        self._in_action = False
+        if self._failure is not None:
+            self._settle()
+            return
+        if running < len(self._futures) or self._dirty:
+            self._drain(running)
+        if self._touched:
+            self._poke_touched()
+
+    def _drain(self, running):
+        """Read every completion message and settle those futures."""
+        self._dirty = False
+        multi = self._multi
+        futures = self._futures
+        try:
+            _, ok, failed = multi.info_read()
+        except BaseException as exc:
+            self._driver_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        pop = futures.pop
+        for curl in ok:
+            fut = pop(curl, None)
+            if fut is not None:
+                exc = self._remove_quietly(curl)
+                if not fut.done():
+                    if exc is None:
+                        fut.set_result(curl)
+                    else:
+                        fut.set_exception(exc)
+        for curl, code, message in failed:
+            fut = pop(curl, None)
+            if fut is not None:
+                self._remove_quietly(curl)
+                if not fut.done():
+                    fut.set_exception(_transfer_error(curl, code, message))
+        if running < len(futures):
+            self._reap_orphans()
+
+    def _remove(self, curl):
+        if self._in_action:
+            self._dirty = True  # the removal runs when socket_action unwinds
+        self._multi.remove_handle(curl)
+        if self._failure is not None and not self._in_action:
+            self._loop.call_soon(self._settle)
+
+    def _settle(self):
+        """Our socket or timer callback failed: the loop's watchers may no
+        longer match libcurl's sockets, so fail every pending transfer."""
+        exc = self._failure
+        if exc is not None:
+            self._failure = None
+            self._driver_failed(exc)
+
+    def _remove_quietly(self, curl):
+        try:
+            self._remove(curl)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _fail_transfer(self, curl, exc):
+        """End a registered transfer now with exc (e.g. pause() failed)."""
+        fut = self._futures.pop(curl, None)
+        if fut is None:
+            return
+        self._remove_quietly(curl)
+        if not fut.done():
+            fut.set_exception(exc)
+
+    def _reap_orphans(self):
+        """Fail the futures of handles that left the multi behind our back
+        (a Curl closed by its owner while registered)."""
+        multi = self._multi
+        for curl in [c for c in self._futures if c not in multi]:
+            fut = self._futures.pop(curl)
+            if not fut.done():
+                fut.set_exception(error(0, "the Curl object was closed while its transfer was registered"))
+
+    def _cancelled(self, curl, fut):
+        """A registered future was cancelled: remove its handle now."""
+        if self._futures.get(curl) is not fut:
+            return
+        del self._futures[curl]
+        try:
+            self._remove(curl)
+        except Exception as exc:
+            if not getattr(curl, "closed", False):
+                self._loop.call_exception_handler({
+                    "message": "AsyncCurlMulti could not remove a cancelled transfer",
+                    "exception": exc,
+                })
+
+    def _driver_failed(self, exc):
+        """socket_action()/info_read() raised: fail every pending future (with
+        the exception as the cause) instead of leaving them hanging."""
+        futures, self._futures = self._futures, {}
+        self._dirty = False
+        for curl, fut in futures.items():
+            self._remove_quietly(curl)
+            if not fut.done():
+                if isinstance(exc, error):
+                    err = error(*exc.args)
+                else:
+                    err = error(0, "the AsyncCurlMulti driver failed: %s: %s" % (type(exc).__name__, exc))
+                err.__cause__ = exc
+                fut.set_exception(err)
+        if not futures and self._loop is not None:
+            self._loop.call_exception_handler({
+                "message": "AsyncCurlMulti driver failed with no transfer pending",
+                "exception": exc,
+            })
+
+    def _poke_touched(self):
+        touched, self._touched = self._touched, []
+        for state in touched:
+            state._poke()
+
