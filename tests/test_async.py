@@ -833,6 +833,13 @@ async def _uvloop_scenario(url):
         multi._multi.socket_action = lambda fd, mask: (actions.append(fd), real(fd, mask))[1]
         await asyncio.sleep(0.3)
         assert actions == [] and multi._timer is None
+        async with multi.stream(make(url("/bytes/3000000")), max_buffer=65536) as stream:
+            data = []
+            async for chunk in stream:
+                data.append(chunk)
+                await asyncio.sleep(0)
+        assert b"".join(data) == body_bytes(3000000)
+        assert stream.pauses > 0
     return type(loop).__module__
 
 
