@@ -129,6 +129,6 @@ cm_venv() {
             || cm_die "$name: building curlmulti failed"
     fi
     unset DIST_EXTRA_CONFIG
-    "$venv/bin/python" -c 'import curlmulti._curl' 2>/dev/null \
+    (cd "$venv" && "$venv/bin/python" -c 'import curlmulti._curl') >/dev/null 2>&1 \
         || cm_warn "$name: the installed curlmulti._curl does not import"
 }

@@ -14,6 +14,7 @@
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+trap 'echo; cm_die "interrupted"' INT
 
 read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython pypy}"
 [ ${#PYTHONS[@]} -gt 0 ] || cm_die "CURLMULTI_PYTHONS is empty"
