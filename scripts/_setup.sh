@@ -119,7 +119,7 @@ cm_venv() {
 
     if [ "$(cat "$venv/.cm-deps" 2>/dev/null)" != "$deps_id" ]; then
         cm_say "$name: pip install '.[test]' (test dependencies changed or first run)"
-        _cm_pip "$venv" install -q "$CM_ROOT[test]" || cm_die "$name: pip install '.[test]' failed"
+        _cm_pip "$venv" install -q "${CM_ROOT}[test]" || cm_die "$name: pip install '.[test]' failed"
         echo "$deps_id" >"$venv/.cm-deps"
         fresh=1
     fi

@@ -9,6 +9,7 @@
 # .venv/ with curlmulti built and installed), then runs the demo.
 set -uo pipefail
 
+# shellcheck source=scripts/_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 
 read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython}"

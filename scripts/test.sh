@@ -13,6 +13,7 @@
 # Exits non-zero if any interpreter fails, crashes or runs no test.
 set -uo pipefail
 
+# shellcheck source=scripts/_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 trap 'echo; cm_die "interrupted"' INT
 
