@@ -6,6 +6,7 @@ from ._easy import Curl
 from ._multi import CurlMulti
 from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
+from ._request import HTTPRequest, HTTPResult
 from ._sinks import Buffer, FileSink
 from ._errors import easy_strerror, error, multi_strerror
 from ._globals import COMPILE_PY_VERSION_HEX, global_cleanup, global_init, version, version_info
@@ -14,7 +15,7 @@ globals().update(_CONSTANTS)
 
 __version__ = "0.1.0"
 __all__ = [
-    "Curl", "CurlMulti", "AsyncCurlMulti", "Stream", "ResponseHead",
+    "Curl", "CurlMulti", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "COMPILE_PY_VERSION_HEX",
 ] + sorted(_CONSTANTS)
