@@ -87,6 +87,9 @@ _RESERVED = {_opt(n) for n in (
 _INFO_TYPEMASK = lib.CM_INFO_TYPEMASK
 _INFO_CERTINFO = _opt("INFO_CERTINFO")
 _INFO_PRIVATE = _opt("PRIVATE") and CONSTANTS.get("INFO_PRIVATE", lib.CM_INFO_STRING + 21)
+# The pointer-typed infos that are curl_slists; the others (TLS_SSL_PTR, ...)
+# point at structures curlmulti does not convert.
+_INFO_SLISTS = {_opt("SSL_ENGINES"), _opt("INFO_COOKIELIST")} - {-1}
 
 
 def _to_bytes(value, option):
@@ -112,7 +115,7 @@ def _c_long(value, option):
     if _LONG_MAX < value < _ULONG_SPAN:  # unsigned bitmasks such as HTTPAUTH_ANY
         value -= _ULONG_SPAN
     if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
-        raise ValueError("option %d: %d does not fit in a C long" % (option, value))
+        raise OverflowError("option %d: %d does not fit in a C long" % (option, value))
     return value
 
 
@@ -230,11 +233,22 @@ class Curl(object):
         ref = self._multi_ref
         return ref() if ref is not None else None
 
+    def _idle_handle(self, method):
+        """The handle, for a method that must not run during a transfer of
+        this Curl (from one of its callbacks, or from another thread)."""
+        h = self._handle(method)
+        if self._busy:
+            raise misuse("cannot invoke %s() - perform() is currently running" % method)
+        multi = self._attached_multi()
+        if multi is not None and getattr(multi, "_depth", 0):
+            raise misuse("cannot invoke %s() - perform() is currently running" % method)
+        return h
+
     # -- options ------------------------------------------------------------
 
     def setopt(self, option, value):
         """Set an option (``curl_easy_setopt``); pycurl's value rules."""
-        h = self._handle("setopt")
+        h = self._idle_handle("setopt")
         if value is None:
             return self.unsetopt(option)
         kind = _option_kind(option)
@@ -301,17 +315,16 @@ class Curl(object):
         setattr(self, attr, func)
 
     def setopt_string(self, option, value):
-        """Set any option to a string, bypassing curlmulti's option table."""
-        h = self._handle("setopt_string")
-        if not isinstance(value, str):
-            raise TypeError("setopt_string() takes a str, not %s" % type(value).__name__)
-        if not isinstance(option, int):
-            raise TypeError("option must be an int")
+        """Set a string option (libcurl copies it) without the per-option
+        rules of setopt(); only options libcurl lists as strings."""
+        h = self._idle_handle("setopt_string")
+        if _option_kind(option) != _STRING:
+            raise TypeError("option %d is not a string option" % option)
         check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
 
     def unsetopt(self, option):
         """Reset an option to libcurl's default (NULL for pointers)."""
-        h = self._handle("unsetopt")
+        h = self._idle_handle("unsetopt")
         kind = _option_kind(option)
         if kind == _FUNCTION:
             attr = _CALLBACK_ATTRS.get(option)
@@ -325,6 +338,8 @@ class Curl(object):
             self.unsetopt(_FILE_OPTIONS[option][0])
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
+            if option in (_POSTFIELDS, _COPYPOSTFIELDS):
+                check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
             self._keep.pop(option, None)
         elif option in _RESERVED:
             raise TypeError("option %d is not supported by curlmulti.Curl.unsetopt" % option)
@@ -338,7 +353,7 @@ class Curl(object):
         h = self._handle("perform")
         with _STATE_LOCK:
             if self._busy:
-                raise misuse("cannot invoke perform() - perform() is already running in another thread")
+                raise misuse("cannot invoke perform() - perform() is currently running")
             if self._attached_multi() is not None:
                 raise misuse("cannot invoke perform() - the Curl object is attached to a CurlMulti")
             self._busy = True
@@ -359,19 +374,23 @@ class Curl(object):
         return easy_error(code, message or None)
 
     def perform_rb(self):
-        """Perform and return the body as bytes."""
+        """Perform and return the body as bytes; the write callback or sink
+        set before is restored afterwards."""
         buf = io.BytesIO()
-        self._handle("perform_rb")
+        self._idle_handle("perform_rb")
         previous = self._write_cb
-        self.setopt(lib.CURLOPT_WRITEFUNCTION, buf.write)
+        sink = self._keep.get(_WRITEFUNCTION)
+        self.setopt(_WRITEFUNCTION, buf.write)
         try:
             self.perform()
         finally:
             if self._h is not None:
-                if previous is None:
-                    self.unsetopt(lib.CURLOPT_WRITEFUNCTION)
+                if sink is not None:
+                    self.setopt(_WRITEFUNCTION, sink.write)
+                elif previous is None:
+                    self.unsetopt(_WRITEFUNCTION)
                 else:
-                    self.setopt(lib.CURLOPT_WRITEFUNCTION, previous)
+                    self.setopt(_WRITEFUNCTION, previous)
         return buf.getvalue()
 
     def perform_rs(self):
@@ -443,7 +462,7 @@ class Curl(object):
                         fields.append((key, val))
                     certs.append(fields)
             return certs
-        if kind == lib.CM_INFO_SLIST:
+        if kind == lib.CM_INFO_SLIST and info in _INFO_SLISTS:
             out = ffi.new("struct curl_slist **")
             check_easy(lib.cm_easy_getinfo_slist(h, info, out))
             try:
@@ -464,7 +483,7 @@ class Curl(object):
 
     def reset(self):
         """``curl_easy_reset``: every option back to its default."""
-        h = self._handle("reset")
+        h = self._idle_handle("reset")
         lib.curl_easy_reset(h)
         self._forget_sink()
         self._keep = {}  # libcurl no longer points at them
