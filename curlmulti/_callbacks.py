@@ -183,7 +183,8 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 
 
 @_trampoline(-1, 3)
-def cm_socket_cb(multi, _easy, fd, what, _, socketp):
+def cm_socket_cb(owner, _easy, fd, what, _, socketp):
+    multi = owner.multi()  # a CurlMulti._Owner: the multi, weakly
     try:
         return -1 if multi._socket_cb(what, fd, multi, ffi.from_handle(socketp)
                                       if socketp != ffi.NULL else None) == -1 else 0
@@ -193,7 +194,8 @@ def cm_socket_cb(multi, _easy, fd, what, _, socketp):
 
 
 @_trampoline(-1, 2)
-def cm_timer_cb(multi, _m, timeout_ms, _):
+def cm_timer_cb(owner, _m, timeout_ms, _):
+    multi = owner.multi()
     if multi._adding:
         # libcurl 7.88 leaves a handle half-added (and its multi corrupt) when
         # the timer callback fails inside curl_multi_add_handle, so there it

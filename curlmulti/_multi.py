@@ -5,6 +5,9 @@ Lifetimes
 1. While a ``Curl`` is attached, the multi holds it strongly (``_handles``)
    and the Curl holds the multi only weakly (``Curl._multi_ref``), so an
    attached handle needs no other reference and a dropped multi is freed.
+   libcurl's SOCKETDATA/TIMERDATA point at an ``_Owner`` that refers to the
+   multi weakly too: no cycle, so on CPython a dropped multi is freed (and
+   its handles detached) at once, as in pycurl, not at the next collection.
 2. libcurl forbids removing or cleaning up an easy handle while one of this
    multi's libcurl calls is on the stack (its callbacks run inside those
    calls).  ``_depth`` counts such calls; while it is non-zero, detaches and
@@ -36,6 +39,7 @@ that transfer only: ``info_read()`` reports it, with the exception on
 ``curl.callback_error``; KeyboardInterrupt and SystemExit are also raised
 from the multi call."""
 
+import gc
 import threading
 import weakref
 
@@ -60,6 +64,20 @@ _INT_MAX = 0x7FFFFFFF
 _LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
 _NULL = ffi.NULL
 _CLOSED = "CurlMulti object"
+
+
+class _Owner(object):
+    """The object libcurl's callback data points at: the multi, weakly."""
+
+    __slots__ = ("multi",)
+
+    def __init__(self, multi):
+        self.multi = weakref.ref(multi)
+
+    def _callback_failed(self, exc):
+        multi = self.multi()
+        if multi is not None:
+            multi._callback_failed(exc)
 
 
 class CurlMulti(object):
@@ -89,7 +107,7 @@ class CurlMulti(object):
         self._msgs = ffi.new("int *")
         self._long = ffi.new("long *")
         self._fdbuf = None
-        self._ud = ffi.new_handle(self)
+        self._ud = ffi.new_handle(_Owner(self))
         h = lib.curl_multi_init()
         if h == _NULL:
             raise error(lib.CURLM_OUT_OF_MEMORY, "curl_multi_init() failed")
@@ -153,10 +171,14 @@ class CurlMulti(object):
         if not isinstance(curl, Curl):
             raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
         easy = curl._handle("add_handle")
-        owner = curl._attached_multi()
-        if owner is not None:
-            where = "this" if owner is self else "another"
-            raise misuse("cannot add the Curl object - it is already attached to %s CurlMulti" % where)
+        if curl._multi_ref is not None:
+            if curl._attached_multi() is self:
+                raise misuse("cannot add the Curl object - it is already attached to this CurlMulti")
+            # Another multi, or one nothing refers to any more that has not
+            # been collected yet (collecting it detaches its handles).
+            gc.collect()
+            if curl._attached_multi() is not None:
+                raise misuse("cannot add the Curl object - it is already attached to another CurlMulti")
         if curl._busy:
             raise misuse("cannot add the Curl object - perform() is running on it")
         curl.callback_error = None
@@ -227,7 +249,8 @@ class CurlMulti(object):
 
     def _unlink(self, curl):
         self._handles.pop(curl, None)
-        curl._multi_ref = None
+        if curl._multi_ref is self._ref:
+            curl._multi_ref = None
         closers = curl._closers
         if closers:
             self._closers.update(closers)

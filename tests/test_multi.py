@@ -265,6 +265,35 @@ def test_a_curl_does_not_keep_its_multi_alive():
     c.close()
 
 
+@pytest.mark.skipif(IS_PYPY, reason="CPython frees by reference count")
+def test_a_dropped_multi_is_freed_at_once_and_detaches_its_handles(fast_server):
+    m = CurlMulti()
+    m.setopt(pycurl.M_TIMERFUNCTION, lambda ms: None)
+    m.setopt(pycurl.M_SOCKETFUNCTION, lambda *a: None)
+    c = easy(fast_server("/get"))
+    m.add_handle(c)
+    m.perform()
+    ref = weakref.ref(m)
+    gc.disable()
+    try:
+        del m
+        assert ref() is None                 # no cycle through libcurl's callback data
+        assert run(CurlMulti(), [c])[0] == [c]
+    finally:
+        gc.enable()
+
+
+def test_a_handle_of_a_dropped_multi_can_join_another_before_collection(fast_server):
+    # Even when the dropped multi waits for the collector (a cycle here, and
+    # always on PyPy), add_handle() collects it instead of refusing.
+    m = CurlMulti()
+    m.cycle = m
+    c = easy(fast_server("/get"))
+    m.add_handle(c)
+    del m
+    assert run(CurlMulti(), [c])[0] == [c]
+
+
 def test_add_twice_raises_error(multi):
     c = Curl()
     multi.add_handle(c)
