@@ -132,7 +132,11 @@ def main(args, batch, client, versions, close=None):
     try:
         out = run(args, batch, client, versions)
     except BaseException as e:  # report, never hang or crash silently
-        out = {"client": client, "error": "%s: %s" % (type(e).__name__, e)}
+        if type(e).__name__ == "TimeoutError":   # asyncio.wait_for around a batch
+            msg = "a batch took longer than --max-seconds %.0f" % args.max_seconds
+        else:
+            msg = "%s: %s" % (type(e).__name__, e)
+        out = {"client": client, "error": msg}
         print(json.dumps(out), flush=True)
         sys.exit(1)
     finally:

@@ -203,6 +203,7 @@ def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     summary = summarize(results)
     cells = results["cells"]
@@ -231,8 +232,10 @@ def chart(results, path):
         ax.tick_params(axis="x", labelsize=7)
         for yy, v in zip(y, values):
             ax.text(v, yy, " " + fmt(v), va="center", fontsize=6)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         if values:
-            ax.set_xlim(min(values) / 1.5, max(values) * 4)
+            lo, hi = min(values) / 1.5, max(values) * 4
+            ax.set_xlim(lo, max(hi, lo * 12))  # at least one full decade: readable ticks
     for ax in list(axes.flat)[len(cells):]:
         ax.axis("off")
     fig.suptitle("curlmulti benchmark: client CPU per 1,000 requests (lower is better), %s" %
