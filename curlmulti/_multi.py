@@ -233,19 +233,22 @@ class CurlMulti(object):
                 curl._h = None  # closed for Python at once; freed on unwinding
             return
         easy = curl._h
-        self._unlink(curl)
+        code = 0
         try:
             if remove and easy is not None and self._h is not None:
+                # Still attached for Python during the call: a callback it
+                # runs that closes this very handle is deferred like any other.
                 self._depth += 1
                 try:
                     code = lib.curl_multi_remove_handle(self._h, easy)
                 finally:
                     self._depth -= 1
-                if code or self._callback_exc is not None or self._deferred:
-                    self._settle(code)
         finally:
-            if closing:
+            self._unlink(curl)
+            if closing and curl._h is not None:
                 curl._close_now()
+        if code or self._callback_exc is not None or self._deferred:
+            self._settle(code)
 
     def _unlink(self, curl):
         self._handles.pop(curl, None)
@@ -263,14 +266,12 @@ class CurlMulti(object):
         try:
             while deferred:
                 curl, easy, closing = deferred.pop(0)
-                self._unlink(curl)
-                if easy is None:
-                    continue
                 try:
-                    if self._h is not None:
+                    if easy is not None and self._h is not None:
                         lib.curl_multi_remove_handle(self._h, easy)
                 finally:
-                    if closing:
+                    self._unlink(curl)  # after: a close from its callbacks is deferred
+                    if closing and easy is not None:
                         lib.curl_easy_cleanup(easy)
                         curl._release()
         finally:

@@ -332,6 +332,55 @@ def socket_callback_removes_and_closes_handles(pycurl, url):
 
 
 @scenario
+def callbacks_close_the_handle_being_removed(pycurl, url):
+    """The socket and timer callbacks that a removal runs close that very
+    handle (or remove it again): libcurl is still inside the removal."""
+    for how in ("remove_handle", "close", "deferred", "multi.close"):
+        m = pycurl.CurlMulti()
+        curls = [easy(pycurl, url + "/delay/0.5") for _ in range(4)]
+        state = {"on": False}
+
+        def grab(*args):
+            if state["on"]:
+                for c in curls:
+                    if c in m:
+                        m.remove_handle(c)
+                    c.close()
+
+        m.setopt(pycurl.M_SOCKETFUNCTION, grab)
+        m.setopt(pycurl.M_TIMERFUNCTION, lambda ms: grab())
+        for c in curls:
+            if how == "multi.close":
+                # close() runs no multi callbacks; the easy ones still come.
+                c.setopt(pycurl.CLOSESOCKETFUNCTION,
+                         lambda fd, c=c: (os.close(fd), c.close()) and 0)
+            m.add_handle(c)
+        for _ in range(10):
+            if how == "multi.close":
+                m.perform()                    # connected: removal closes sockets
+                m.select(0.01)
+            else:
+                m.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                time.sleep(0.01)
+        state["on"] = True
+        if how == "remove_handle":
+            m.remove_handle(curls[0])
+        elif how == "close":
+            curls[1].close()
+        elif how == "deferred":
+            killer = easy(pycurl, url + "/bytes/10")
+            killer.setopt(pycurl.WRITEFUNCTION, lambda d: curls[2].close())
+            state["on"] = False
+            m.add_handle(killer)
+            state["on"] = True
+            drive(m)
+        else:
+            m.close()
+        assert all(c.closed for c in curls) and not any(c in m for c in curls), how
+        m.close()
+
+
+@scenario
 def timer_callback_closes_handles(pycurl, url):
     m = pycurl.CurlMulti()
     curls = [easy(pycurl, url + "/delay/0.2") for _ in range(4)]
