@@ -17,7 +17,6 @@ import sys
 import time
 import weakref
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IS_PYPY = sys.implementation.name == "pypy"
 SCENARIOS = {}
 
