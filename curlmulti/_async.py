@@ -7,9 +7,15 @@ How the driver works:
 
 1. libcurl tells us which sockets to watch through ``M_SOCKETFUNCTION``.  The
    mask currently registered for each descriptor is kept in ``_watch``; only
-   a change of mask touches the loop (``add_reader``/``add_writer`` and their
-   removals).  The loop calls ``_action(fd, CSELECT_IN or CSELECT_OUT)``
-   directly: no per-event closure or allocation of ours.
+   a change of mask costs anything.  On Linux the sockets go into an epoll
+   set of our own (``select.epoll``, one C call per change) and only that
+   epoll descriptor is watched by the loop, once: when it is readable,
+   ``_on_ready`` collects every ready socket with one ``poll(0)`` and calls
+   ``socket_action`` for each (reads and writes in one call), then settles
+   the batch.  asyncio's ``add_reader``/``remove_reader`` cost several times
+   more per change and libcurl changes masks once or twice per transfer.
+   Elsewhere (no ``select.epoll``) each socket is given to the loop with
+   ``add_reader``/``add_writer``, which call ``_action(fd, mask)``.
 2. libcurl asks for one timer through ``M_TIMERFUNCTION``; there is at most
    one loop handle for it (``call_soon`` for 0 ms, ``call_later`` otherwise),
    a repeated 0 ms request is coalesced.  No periodic task exists: an idle
@@ -28,6 +34,8 @@ How the driver works:
 """
 
 import asyncio
+import errno
+import select
 import socket
 
 from ._constants import CONSTANTS
@@ -40,6 +48,12 @@ _POLL_OUT = CONSTANTS["POLL_OUT"]
 _CSELECT_IN = CONSTANTS["CSELECT_IN"]
 _CSELECT_OUT = CONSTANTS["CSELECT_OUT"]
 _SOCKET_TIMEOUT = CONSTANTS["SOCKET_TIMEOUT"]
+_EPOLL = getattr(select, "epoll", None)
+if _EPOLL is not None:
+    _EV = {_POLL_IN: select.EPOLLIN, _POLL_OUT: select.EPOLLOUT,
+           _POLL_IN | _POLL_OUT: select.EPOLLIN | select.EPOLLOUT}
+    _READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
+    _WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 _OWNED = frozenset(CONSTANTS[name] for name in ("M_SOCKETFUNCTION", "M_TIMERFUNCTION", "M_NOTIFYFUNCTION")
                    if name in CONSTANTS)
 
@@ -102,13 +116,15 @@ class AsyncCurlMulti(object):
     (or use ``async with``) to release the multi handle."""
 
     _multi_class = CurlMulti  # a stand-in multi can be put here for tests
+    _use_epoll = _EPOLL is not None  # False: every socket through loop.add_reader
 
     def __init__(self, close_handles=False):
         multi = self._multi_class(close_handles=close_handles)
         self._multi = multi
         self._loop = None
+        self._ep = None            # our epoll set of libcurl's sockets (when _use_epoll)
         self._futures = {}         # Curl -> _Transfer, in order of addition
-        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask registered with the loop
+        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask being watched
         self._timer = None         # the one loop handle for libcurl's timer
         self._timer_soon = False   # ... and whether it is a call_soon
         self._kick_handle = None   # a call_soon that runs expired timers after an unpause
@@ -118,6 +134,7 @@ class AsyncCurlMulti(object):
         self._failure = None       # an exception in our socket/timer callback
         self._touched = []         # request states whose callbacks ran (see _request.py)
         self._requests = {}        # request object -> its state, for process()
+        self._on_socket = self._on_socket_epoll if self._use_epoll else self._on_socket_loop
         multi.setopt(CONSTANTS["M_SOCKETFUNCTION"], self._on_socket)
         multi.setopt(CONSTANTS["M_TIMERFUNCTION"], self._on_timer)
 
@@ -196,7 +213,12 @@ class AsyncCurlMulti(object):
             if handle is not None:
                 handle.cancel()
         self._timer = self._kick_handle = None
-        if loop_open:
+        ep, self._ep = self._ep, None
+        if ep is not None:
+            if loop_open:
+                loop.remove_reader(ep.fileno())
+            ep.close()
+        elif loop_open:
             for fd, mask in self._watch.items():
                 if mask & _POLL_IN:
                     loop.remove_reader(fd)
@@ -255,10 +277,49 @@ class AsyncCurlMulti(object):
         if self._loop is not None:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
         _check_selector_loop(loop)
+        if self._use_epoll:
+            ep = _EPOLL()
+            try:
+                loop.add_reader(ep.fileno(), self._on_ready)
+            except BaseException:
+                ep.close()
+                raise
+            self._ep = ep
         self._loop = loop
 
-    def _on_socket(self, what, fd, multi, socketp):
-        """M_SOCKETFUNCTION: bring the loop's watchers of fd to ``what``."""
+    def _on_socket_epoll(self, what, fd, multi, socketp):
+        """M_SOCKETFUNCTION (epoll): bring our epoll set's entry for fd to ``what``."""
+        watch = self._watch
+        old = watch.get(fd, 0)
+        new = 0 if what == _POLL_REMOVE else what
+        if new == old:
+            return
+        ep = self._ep
+        try:
+            try:
+                if not old:
+                    ep.register(fd, _EV[new])
+                elif new:
+                    ep.modify(fd, _EV[new])
+                else:
+                    ep.unregister(fd)
+            except FileExistsError:  # a descriptor we never saw leave
+                ep.modify(fd, _EV[new])
+            except FileNotFoundError:  # closed without POLL_REMOVE, number reused
+                if new:
+                    ep.register(fd, _EV[new])
+        except Exception as exc:  # as in _on_socket_loop
+            if not (isinstance(exc, OSError) and exc.errno == errno.EBADF and not new):
+                if self._failure is None:
+                    self._failure = exc
+                return
+        if new:
+            watch[fd] = new
+        else:
+            del watch[fd]
+
+    def _on_socket_loop(self, what, fd, multi, socketp):
+        """M_SOCKETFUNCTION (no epoll): bring the loop's watchers of fd to ``what``."""
         watch = self._watch
         old = watch.get(fd, 0)
         new = 0 if what == _POLL_REMOVE else what
@@ -306,7 +367,7 @@ class AsyncCurlMulti(object):
             else:
                 self._timer = self._loop.call_later(timeout_ms / 1000.0, self._on_timeout)
                 self._timer_soon = False
-        except Exception as exc:  # as in _on_socket
+        except Exception as exc:  # as in _on_socket_loop
             if self._failure is None:
                 self._failure = exc
 
@@ -333,6 +394,47 @@ class AsyncCurlMulti(object):
     def _on_kick(self):
         self._kick_handle = None
         self._action(_SOCKET_TIMEOUT, 0)
+
+    def _on_ready(self):
+        """Our epoll set is readable: serve every ready socket, then settle
+        the batch once."""
+        try:
+            events = self._ep.poll(0)
+        except InterruptedError:
+            return  # the loop calls again: the set is still readable
+        except Exception as exc:
+            self._driver_failed(exc)
+            return
+        watch = self._watch
+        socket_action = self._multi.socket_action
+        running = None
+        self._in_action = True
+        try:
+            for fd, ev in events:
+                want = watch.get(fd, 0)
+                mask = 0
+                if ev & _READABLE and want & _POLL_IN:
+                    mask = _CSELECT_IN
+                if ev & _WRITABLE and want & _POLL_OUT:
+                    mask |= _CSELECT_OUT
+                if mask:
+                    running = socket_action(fd, mask)[1]
+        except Exception as exc:
+            self._in_action = False
+            self._driver_failed(exc)
+            return
+        except BaseException:
+            self._in_action = False
+            self._drain(-1)
+            raise
+        self._in_action = False
+        if self._failure is not None:
+            self._settle()
+            return
+        if running is not None and (running < len(self._futures) or self._dirty):
+            self._drain(running)
+        if self._touched:
+            self._poke_touched()
 
     def _action(self, fd, mask):
         """A socket is ready (or the timer expired): let libcurl work, then

@@ -32,6 +32,47 @@ def httpd():
     server.close()
 
 
+@pytest.fixture(autouse=True, params=["epoll", "add_reader"])
+def watchers(request, monkeypatch):
+    """Every test runs with both ways of watching libcurl's sockets: our own
+    epoll set (Linux) and one add_reader/add_writer per socket."""
+    if request.param == "epoll" and not AsyncCurlMulti._use_epoll:
+        pytest.skip("no select.epoll here")
+    monkeypatch.setattr(AsyncCurlMulti, "_use_epoll", request.param == "epoll")
+    return request.param
+
+
+class _CountingEpoll(object):
+    """Wraps a select.epoll to record changes (or to fail them)."""
+
+    def __init__(self, ep, calls, fail=None):
+        self.ep, self.calls, self.fail = ep, calls, fail
+
+    def _change(self, name, fd, *args):
+        self.calls.append((name, fd))
+        if self.fail is not None:
+            raise self.fail
+        return getattr(self.ep, name)(fd, *args)
+
+    def register(self, fd, mask):
+        return self._change("register", fd, mask)
+
+    def modify(self, fd, mask):
+        return self._change("modify", fd, mask)
+
+    def unregister(self, fd):
+        return self._change("unregister", fd)
+
+    def poll(self, timeout=-1):
+        return self.ep.poll(timeout)
+
+    def fileno(self):
+        return self.ep.fileno()
+
+    def close(self):
+        self.ep.close()
+
+
 def make(url, sink=None):
     curl = pycurl.Curl()
     curl.setopt(pycurl.URL, url)
@@ -404,13 +445,16 @@ async def test_aclose_while_transfers_run(httpd):
     curls = [make(httpd.url("/drip/1000/100/10")) for _ in range(20)]
     futs = [multi.add_handle(c) for c in curls]
     await asyncio.sleep(0.2)
-    fds = list(multi._watch)
-    assert fds
+    assert multi._watch
+    ep = multi._ep
+    fds = [ep.fileno()] if ep is not None else list(multi._watch)
     await multi.aclose()
     assert multi.closed
     assert all(f.cancelled() for f in futs)
     assert multi.futures() == ()
-    assert multi._timer is None and multi._watch == {}
+    assert multi._timer is None and multi._watch == {} and multi._ep is None
+    if ep is not None:
+        assert ep.closed
     selector_map = loop._selector.get_map()
     assert not any(fd in selector_map for fd in fds)
     assert not any(attached(c, multi) for c in curls)
@@ -525,32 +569,41 @@ async def test_stalled_transfer_does_not_spin(httpd):
 
 async def test_watchers_are_not_re_registered(httpd):
     loop = asyncio.get_running_loop()
-    calls = []
-    real_add_reader = loop.add_reader
-    loop.add_reader = lambda fd, *a: (calls.append(fd), real_add_reader(fd, *a))[1]
-    try:
-        async with AsyncCurlMulti() as multi:
-            # Repeating the registered mask is a no-op for the loop.
-            multi._loop = loop
+    async with AsyncCurlMulti() as multi:
+        await multi.perform(make(httpd.url("/bytes/1")))  # binds the loop
+        calls = []
+        if multi._ep is not None:
+            multi._ep = _CountingEpoll(multi._ep, calls)
+        else:
+            for name in ("add_reader", "add_writer", "remove_reader", "remove_writer"):
+                real = getattr(loop, name)
+                setattr(loop, name, lambda fd, *a, _n=name, _r=real: (calls.append((_n, fd)), _r(fd, *a))[1])
+        try:
             a, b = socket.socketpair()
+            fd = a.fileno()
             try:
-                multi._on_socket(pycurl.POLL_IN, a.fileno(), None, None)
-                multi._on_socket(pycurl.POLL_IN, a.fileno(), None, None)
-                assert calls == [a.fileno()]
-                multi._on_socket(pycurl.POLL_INOUT, a.fileno(), None, None)
-                assert calls == [a.fileno()]  # only add_writer was needed
-                multi._on_socket(pycurl.POLL_REMOVE, a.fileno(), None, None)
-                assert a.fileno() not in loop._selector.get_map()
+                # Repeating the registered mask is a no-op.
+                multi._on_socket(pycurl.POLL_IN, fd, None, None)
+                multi._on_socket(pycurl.POLL_IN, fd, None, None)
+                assert len(calls) == 1
+                multi._on_socket(pycurl.POLL_INOUT, fd, None, None)
+                multi._on_socket(pycurl.POLL_INOUT, fd, None, None)
+                assert len(calls) == 2  # one change: writable too
+                multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+                multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
                 assert multi._watch == {}
+                assert len(calls) in (3, 4)  # epoll: unregister; loop: remove reader and writer
+                assert fd not in loop._selector.get_map()
             finally:
                 a.close()
                 b.close()
-            # And a real transfer registers its socket once per direction change.
+            # A transfer on a cached connection: watched once, unwatched once.
             del calls[:]
             await multi.perform(make(httpd.url("/bytes/1000000")))
             assert len(calls) <= 3, calls
-    finally:
-        del loop.add_reader
+        finally:
+            for name in ("add_reader", "add_writer", "remove_reader", "remove_writer"):
+                loop.__dict__.pop(name, None)
 
 
 # -- callbacks and driver failures ----------------------------------------------------
@@ -641,17 +694,25 @@ async def test_socket_action_failure_fails_pending_futures(httpd):
 async def test_exception_in_the_socket_callback_fails_pending_futures(httpd):
     loop = asyncio.get_running_loop()
     async with AsyncCurlMulti() as multi:
-        def broken_add_reader(fd, *args):
-            raise OSError("injected add_reader failure")
-
-        loop.add_reader = broken_add_reader
+        await multi.perform(make(httpd.url("/bytes/1")))  # binds the loop
+        injected = OSError("injected watcher failure")
+        real_ep = multi._ep
+        if real_ep is not None:
+            multi._ep = _CountingEpoll(real_ep, [], fail=injected)
+        else:
+            def broken_add_reader(fd, *args):
+                raise injected
+            loop.add_reader = broken_add_reader
         try:
             fut = multi.add_handle(make(httpd.url("/delay/100")))
             with pytest.raises(pycurl.error) as info:
                 await asyncio.wait_for(fut, 5)
-            assert "OSError" in str(info.value) or isinstance(info.value.__cause__, Exception)
+            assert info.value.__cause__ is injected
         finally:
-            del loop.add_reader
+            loop.__dict__.pop("add_reader", None)
+            if real_ep is not None:
+                multi._ep = real_ep
+        # libcurl was never told: the multi is still usable.
         assert await multi.perform(make(httpd.url("/bytes/10")))
 
 
