@@ -23,6 +23,7 @@ How a callback travels:
 """
 
 import collections
+import os
 import socket
 import struct
 
@@ -168,13 +169,16 @@ def cm_opensocket_cb(curl, _, purpose, address):
     if isinstance(result, int):
         return result
     # libcurl owns the descriptor it gets; the Python object keeps its own.
-    import os
     return os.dup(result.fileno())
 
 
 @_trampoline(1, 0)
-def cm_closesocket_cb(curl, _, fd):
-    return _int_result(curl._closesocket_cb(fd), "closesocket")
+def cm_closesocket_cb(closer, _, fd):
+    func = closer._closesocket_cb
+    if func is None:  # unset since the connection was made: close it as libcurl does
+        os.close(fd)
+        return 0
+    return _int_result(func(fd), "closesocket")
 
 
 # The multi callbacks: only -1 means something to libcurl (abort every transfer

@@ -154,9 +154,11 @@ class _SocketCloser(object):
     """The owner libcurl is given for a CLOSESOCKETFUNCTION.  libcurl copies it
     into every connection the handle opens, and a connection can outlive its
     Curl in a CurlMulti's connection cache (closed at curl_multi_cleanup), so
-    it is a small object of its own: the Curl keeps each closer it made until
-    it is freed, a CurlMulti those of the handles it detached until its
-    cleanup."""
+    it is a small object of its own, one per Curl: the Curl keeps it until it
+    is closed or freed, a CurlMulti those of the handles it detached until its
+    cleanup.  Replacing the callback replaces it for every connection (as in
+    pycurl); unsetopt() and reset() remove it, and a connection closed after
+    that has its socket closed as libcurl would."""
 
     __slots__ = ("_closesocket_cb", "_curl", "_ud", "__weakref__")
 
@@ -207,6 +209,8 @@ class Curl(object):
     def _clear_callbacks(self):
         for attr in _CALLBACK_ATTRS.values():
             setattr(self, attr, None)
+        for closer in self._closers:
+            closer._closesocket_cb = None
 
     def _callback_failed(self, exc):
         if self.callback_error is None:
@@ -308,8 +312,12 @@ class Curl(object):
             self._forget_sink()
         owner = self._ud
         if option == _CLOSESOCKETFUNCTION:
-            closer = _SocketCloser(func, self)
-            self._closers += (closer,)
+            if self._closers:
+                closer = self._closers[0]
+                closer._closesocket_cb = func
+            else:
+                closer = _SocketCloser(func, self)
+                self._closers = (closer,)
             owner = closer._ud
         check_easy(lib.cm_easy_set_callback(h, option, owner))
         setattr(self, attr, func)
@@ -332,6 +340,9 @@ class Curl(object):
                 raise TypeError("callback option %d is not supported by curlmulti" % option)
             check_easy(lib.cm_easy_set_callback(h, option, ffi.NULL))
             setattr(self, attr, None)
+            if option == _CLOSESOCKETFUNCTION:
+                for closer in self._closers:
+                    closer._closesocket_cb = None
             if option == _WRITEFUNCTION:
                 self._forget_sink()
         elif option in _FILE_OPTIONS:
@@ -537,6 +548,7 @@ class Curl(object):
     def _release(self):
         self._forget_sink()
         self._keep = {}
+        self._closers = ()  # a CurlMulti may still need them: it holds its own
         self._clear_callbacks()
         self._multi_ref = None
 
