@@ -396,6 +396,38 @@ def test_closesocket_callback(httpbin):
     assert closed == opened and len(opened) == 3
 
 
+def _is_closed(fd, inode):
+    try:
+        return os.fstat(fd).st_ino != inode   # the number may be reused already
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("how", ["replace", "unset", "reset"])
+def test_closesocket_callback_replaced_or_removed(httpbin, how):
+    """The connection kept alive by a transfer is closed through the
+    callback set when it is closed (as in pycurl), or directly once the
+    callback is removed: never leaked, never closed twice."""
+    first, second = [], []
+    c = Curl()
+    c.setopt(c.URL, httpbin("/get"))
+    c.setopt(c.WRITEFUNCTION, lambda data: None)
+    c.setopt(c.CLOSESOCKETFUNCTION, lambda fd: first.append(fd) or os.close(fd) or 0)
+    c.perform()
+    fd = c.getinfo(c.ACTIVESOCKET)
+    inode = os.fstat(fd).st_ino
+    if how == "replace":
+        c.setopt(c.CLOSESOCKETFUNCTION, lambda fd: second.append(fd) or os.close(fd) or 0)
+    elif how == "unset":
+        c.unsetopt(c.CLOSESOCKETFUNCTION)
+    else:
+        c.reset()
+    assert not _is_closed(fd, inode)
+    c.close()
+    assert first == [] and second == ([fd] if how == "replace" else [])
+    assert _is_closed(fd, inode)
+
+
 def test_closesocket_callback_after_curl_is_gone(httpbin):
     """A connection left in a CurlMulti's cache outlives its Curl; closing
     it later must not call into the freed object."""

@@ -1,0 +1,284 @@
+"""No leaks: many create/setopt/perform/close cycles keep the RSS and the
+number of open descriptors flat, and every object given to setopt() is
+released when it is replaced, unset, reset, closed or collected."""
+
+import gc
+import io
+import os
+import platform
+import sys
+import time
+import weakref
+
+import pytest
+
+import curlmulti
+from curlmulti import Curl
+
+PYPY = platform.python_implementation() == "PyPy"
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+
+
+def collect():
+    for _ in range(4):
+        gc.collect()
+
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Callable(object):
+    """A callback that can be weakly referenced and counts its calls."""
+
+    def __init__(self, result=None):
+        self.calls = 0
+        self.result = result
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.result
+
+
+def cycle(url, payload):
+    c = Curl()
+    c.setopt(c.URL, url)
+    c.setopt(c.HTTPHEADER, ["X-Cycle: 1", "Accept: */*"])
+    c.setopt(c.USERAGENT, "leak-test")
+    c.setopt(c.POSTFIELDS, payload)
+    body = io.BytesIO()
+    c.setopt(c.WRITEFUNCTION, body.write)
+    c.setopt(c.HEADERFUNCTION, lambda line: None)
+    c.setopt(c.XFERINFOFUNCTION, lambda *a: 0)
+    c.setopt(c.NOPROGRESS, 0)
+    c.perform()
+    assert c.getinfo(c.RESPONSE_CODE) == 200 and body.getvalue() == payload
+    c.getinfo(c.EFFECTIVE_URL)
+    c.getinfo(c.INFO_COOKIELIST)
+    c.close()
+
+
+def run_for(seconds, limit, func):
+    start = time.monotonic()
+    n = 0
+    while n < limit and time.monotonic() - start < seconds:
+        func()
+        n += 1
+    return n
+
+
+def test_perform_cycles_keep_rss_and_fds_flat(fast_server):
+    url = fast_server("/echo")
+    payload = b"p" * 2000
+    run_for(3, 500, lambda: cycle(url, payload))          # warm up caches, JIT, heaps
+    collect()
+    rss0, fds0 = rss(), open_fds()
+    n = run_for(8, 5000, lambda: cycle(url, payload))
+    collect()
+    grown = rss() - rss0
+    assert n >= 500, "too slow to say anything (%d cycles)" % n
+    # A leaked easy handle is tens of KiB: n of them would be many MiB.
+    assert grown < 12 * 1024 * 1024, "RSS grew by %d KiB over %d cycles" % (grown >> 10, n)
+    assert open_fds() - fds0 <= 8, "descriptors: %d -> %d" % (fds0, open_fds())
+
+
+def test_failed_transfers_keep_fds_flat(refused_port):
+    def fail():
+        c = Curl()
+        c.setopt(c.URL, refused_port("/"))
+        with pytest.raises(curlmulti.error):
+            c.perform()
+        c.close()
+
+    run_for(2, 200, fail)
+    collect()
+    rss0, fds0 = rss(), open_fds()
+    n = run_for(4, 3000, fail)
+    collect()
+    assert open_fds() - fds0 <= 2
+    assert rss() - rss0 < 8 * 1024 * 1024, n
+
+
+def test_unclosed_handles_are_freed_by_gc(fast_server):
+    url = fast_server("/get")
+
+    def forget():
+        c = Curl()
+        c.setopt(c.URL, url)
+        c.setopt(c.WRITEFUNCTION, lambda data: None)
+        c.perform()        # leaves a connection open: freed with the handle
+
+    run_for(2, 100, forget)
+    collect()
+    fds0 = open_fds()
+    n = run_for(4, 1000, forget)
+    collect()
+    assert open_fds() - fds0 <= 8, (n, fds0, open_fds())
+
+
+def test_setopt_cycles_without_transfer():
+    def churn():
+        c = Curl()
+        for i in range(5):
+            c.setopt(c.HTTPHEADER, ["X-%d: %d" % (j, j) for j in range(20)])
+            c.setopt(c.POSTFIELDS, b"x" * 1000)
+            c.setopt(c.WRITEFUNCTION, Callable())
+            c.setopt(c.URL, "http://127.0.0.1:1/%d" % i)
+        c.unsetopt(c.HTTPHEADER)
+        c.reset()
+        d = c.duphandle()
+        d.close()
+        c.close()
+
+    run_for(2, 500, churn)
+    collect()
+    rss0 = rss()
+    n = run_for(5, 5000, churn)
+    collect()
+    assert rss() - rss0 < 8 * 1024 * 1024, "RSS grew by %d KiB over %d cycles" % (
+        (rss() - rss0) >> 10, n)
+
+
+# -- objects given to setopt are released ------------------------------------------------
+
+CALLBACK_OPTIONS = ["WRITEFUNCTION", "HEADERFUNCTION", "READFUNCTION", "XFERINFOFUNCTION",
+                    "PROGRESSFUNCTION", "DEBUGFUNCTION", "SEEKFUNCTION", "IOCTLFUNCTION",
+                    "SOCKOPTFUNCTION", "OPENSOCKETFUNCTION", "CLOSESOCKETFUNCTION"]
+
+
+def released(ref):
+    for _ in range(4):
+        if ref() is None:
+            return True
+        gc.collect()
+    return ref() is None
+
+
+def alive(ref):
+    gc.collect()
+    return ref() is not None
+
+
+@pytest.mark.parametrize("how", ["replaced", "unset", "none", "reset", "closed", "dropped"])
+@pytest.mark.parametrize("name", CALLBACK_OPTIONS)
+def test_callback_released(name, how):
+    option = getattr(curlmulti, name)
+    c = Curl()
+    f = Callable()
+    ref = weakref.ref(f)
+    c.setopt(option, f)
+    del f
+    assert alive(ref), "the Curl must keep its callback alive"
+    if how == "replaced":
+        c.setopt(option, Callable())
+    elif how == "unset":
+        c.unsetopt(option)
+    elif how == "none":
+        c.setopt(option, None)
+    elif how == "reset":
+        c.reset()
+    elif how == "closed":
+        c.close()
+    else:
+        del c
+    assert released(ref), "%s still referenced after it was %s" % (name, how)
+
+
+@pytest.mark.parametrize("how", ["replaced", "unset", "reset", "closed", "dropped"])
+@pytest.mark.parametrize("name, method", [("WRITEDATA", "write"), ("HEADERDATA", "write"),
+                                          ("WRITEHEADER", "write"), ("READDATA", "read")])
+def test_file_object_released(name, method, how):
+    option = getattr(curlmulti, name)
+    c = Curl()
+    f = io.BytesIO()
+    ref = weakref.ref(f)
+    c.setopt(option, f)
+    del f
+    assert alive(ref)
+    if how == "replaced":
+        c.setopt(option, io.BytesIO())
+    elif how == "unset":
+        c.unsetopt(option)
+    elif how == "reset":
+        c.reset()
+    elif how == "closed":
+        c.close()
+    else:
+        del c
+    assert released(ref)
+
+
+@pytest.mark.parametrize("how", ["replaced", "unset", "reset", "closed", "dropped"])
+def test_sink_released(how):
+    c = Curl()
+    sink = curlmulti.Buffer()
+    ref = weakref.ref(sink)
+    c.setopt(c.WRITEDATA, sink)
+    del sink
+    assert alive(ref)
+    if how == "replaced":
+        c.setopt(c.WRITEFUNCTION, Callable())
+    elif how == "unset":
+        c.unsetopt(c.WRITEFUNCTION)
+    elif how == "reset":
+        c.reset()
+    elif how == "closed":
+        c.close()
+    else:
+        del c
+    assert released(ref)
+
+
+def test_duphandle_shares_then_releases(httpbin):
+    c = Curl()
+    f = Callable()
+    ref = weakref.ref(f)
+    c.setopt(c.URL, httpbin("/bytes/10"))
+    c.setopt(c.WRITEFUNCTION, f)
+    d = c.duphandle()
+    del f
+    c.close()
+    del c
+    assert alive(ref), "the copy still uses the callback"
+    d.perform()
+    assert ref().calls >= 1
+    d.close()
+    assert released(ref)
+
+
+def test_curl_itself_is_released_after_transfers(httpbin):
+    c = Curl()
+    f = Callable()
+    c.setopt(c.URL, httpbin("/get"))
+    c.setopt(c.WRITEFUNCTION, f)
+    c.setopt(c.HEADERFUNCTION, Callable())
+    c.setopt(c.XFERINFOFUNCTION, Callable(0))
+    c.setopt(c.NOPROGRESS, 0)
+    c.perform()
+    c.setopt(c.WRITEFUNCTION, lambda data: 1 / 0)
+    with pytest.raises(curlmulti.error):
+        c.perform()               # callback_error holds a traceback: a cycle
+    refs = [weakref.ref(c), weakref.ref(f)]
+    del c, f
+    collect()
+    assert [r() for r in refs] == [None, None]
+
+
+@pytest.mark.skipif(PYPY, reason="reference counts are CPython's")
+def test_no_reference_held_on_values():
+    c = Curl()
+    url = "http://127.0.0.1:1/" + "x" * 10
+    headers = ["X-A: 1"]
+    data = b"payload" * 3
+    before = [sys.getrefcount(o) for o in (url, headers, data)]
+    for _ in range(100):
+        c.setopt(c.URL, url)
+        c.setopt(c.HTTPHEADER, headers)
+        c.setopt(c.POSTFIELDS, data)
+    assert [sys.getrefcount(o) for o in (url, headers, data)] == before
+    c.close()
