@@ -37,10 +37,15 @@ import asyncio
 import errno
 import select
 import socket
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple
 
 from ._constants import CONSTANTS
+from ._easy import Curl
 from ._errors import error
 from ._multi import CurlMulti
+
+if TYPE_CHECKING:
+    from ._stream import Stream  # noqa: F401
 
 _POLL_REMOVE = CONSTANTS["POLL_REMOVE"]
 _POLL_IN = CONSTANTS["POLL_IN"]
@@ -118,7 +123,7 @@ class AsyncCurlMulti(object):
     _multi_class = CurlMulti  # a stand-in multi can be put here for tests
     _use_epoll = _EPOLL is not None  # False: every socket through loop.add_reader
 
-    def __init__(self, close_handles=False):
+    def __init__(self, close_handles: bool = False) -> None:
         multi = self._multi_class(close_handles=close_handles)
         self._multi = multi
         self._loop = None
@@ -141,18 +146,18 @@ class AsyncCurlMulti(object):
     # -- public API -------------------------------------------------------------
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether the underlying CurlMulti is closed."""
         return self._multi.closed
 
-    def setopt(self, option, value):
+    def setopt(self, option: int, value: Any) -> None:
         """``CurlMulti.setopt``; the socket, timer (and notify) callbacks are
         owned by AsyncCurlMulti and raise ValueError."""
         if option in _OWNED:
             raise ValueError("AsyncCurlMulti owns M_SOCKETFUNCTION/M_TIMERFUNCTION/M_NOTIFYFUNCTION")
         self._multi.setopt(option, value)
 
-    def add_handle(self, curl):
+    def add_handle(self, curl: Curl) -> "asyncio.Future[Curl]":
         """Start a transfer; returns an asyncio.Future resolving to ``curl`` or
         raising ``error``.  Cancelling the future removes the handle."""
         if self._closed:
@@ -172,7 +177,7 @@ class AsyncCurlMulti(object):
             self._settle()
         return fut
 
-    def remove_handle(self, curl):
+    def remove_handle(self, curl: Curl) -> None:
         """Remove ``curl`` and cancel its future.  RuntimeError if it is not
         registered or after aclose(); ``error`` if libcurl refuses."""
         if self._closed:
@@ -186,11 +191,11 @@ class AsyncCurlMulti(object):
         finally:
             fut.cancel()  # no longer registered: cancel() does not remove again
 
-    async def perform(self, curl):
+    async def perform(self, curl: Curl) -> Curl:
         """``await add_handle(curl)``: the Curl once its transfer is done."""
         return await self.add_handle(curl)
 
-    def futures(self, curls=None):
+    def futures(self, curls: Optional[Iterable[Curl]] = None) -> "Tuple[asyncio.Future[Curl], ...]":
         """A snapshot tuple of the pending futures: all of them in order of
         addition, or those of ``curls`` in its order (KeyError for a handle
         that is not registered)."""
@@ -199,7 +204,7 @@ class AsyncCurlMulti(object):
             return tuple([f for f in futures.values() if not f.done()])
         return tuple([futures[c] for c in curls])
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         """Cancel the timer, unregister the socket watchers, cancel pending
         futures and close the multi handle.  Idempotent."""
         if self._closed:
@@ -236,10 +241,10 @@ class AsyncCurlMulti(object):
             for state in requests.values():
                 state._abandon()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "AsyncCurlMulti":
         return self
 
-    async def __aexit__(self, exc_type, exc, tb):
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await self.aclose()
 
     def __repr__(self):
@@ -249,7 +254,7 @@ class AsyncCurlMulti(object):
 
     # -- streaming and the request protocol (see _stream.py, _request.py) -----
 
-    def stream(self, curl, max_buffer=1 << 20, upload=None):
+    def stream(self, curl: Curl, max_buffer: int = 1 << 20, upload: Any = None) -> "Stream":
         """Start ``curl`` and return a ``Stream``: ``await stream.head()`` for
         the response head, ``async for chunk in stream`` for the body.  At
         most about ``max_buffer`` bytes are held; a lagging consumer pauses
@@ -258,14 +263,14 @@ class AsyncCurlMulti(object):
         from ._stream import Stream
         return Stream(self, curl, max_buffer, upload)
 
-    async def process(self, request):
+    async def process(self, request: Any) -> Any:
         """Run a request object (``configure_handle``, ``has_update``,
         ``get_update``, ``completed``): returns the next interim update, or
         the final result of ``completed()``.  Call again to continue."""
         from ._request import process
         return await process(self, request)
 
-    def abandon(self, request):
+    def abandon(self, request: Any) -> None:
         """Stop a request started with process() and drop its state."""
         state = self._requests.pop(request, None)
         if state is not None:

@@ -29,7 +29,6 @@ How it runs on the driver (pure Python, no ``lib``/``ffi``):
   is removed at once.  ``multi.abandon(request)`` does the same between calls.
 """
 
-import asyncio
 import collections
 
 from ._constants import CONSTANTS
