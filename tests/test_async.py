@@ -818,7 +818,7 @@ async def test_fair_progress_of_paced_transfers(httpd):
         await asyncio.wait_for(asyncio.gather(*futs), 60)
         spans = sorted(ends.values())
         assert spans[0] >= 0.18
-        assert spans[-1] - spans[0] < 1.5, (spans[0], spans[-1])
+        assert spans[-1] - spans[0] < 3.0, (spans[0], spans[-1])  # starved ones would trail far behind
 
 
 async def test_fair_progress_of_bulk_transfers(httpd):

@@ -78,7 +78,7 @@ async def test_http_request_updates_arrive_before_the_end(httpd):
             if isinstance(item, HTTPResult):
                 break
         chunks = [t for t, kind in times if kind == "bytes"]
-        assert len(chunks) >= 4  # interim updates, one per drip
+        assert len(chunks) >= 3  # interim updates as the drips arrive
         assert chunks[-1] - chunks[0] >= 0.1
 
 
