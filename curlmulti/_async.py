@@ -480,21 +480,31 @@ class AsyncCurlMulti(object):
                 raise
             return
         pop = futures.pop
+        remove = multi.remove_handle  # outside socket_action: no deferral to track
         for curl in ok:
             fut = pop(curl, None)
-            if fut is not None:
-                exc = self._remove_quietly(curl)
+            if fut is None:
+                continue
+            try:
+                remove(curl)
+            except Exception as exc:
                 if not fut.done():
-                    if exc is None:
-                        fut.set_result(curl)
-                    else:
-                        fut.set_exception(exc)
+                    fut.set_exception(exc)
+                continue
+            if not fut.done():
+                fut.set_result(curl)
         for curl, code, message in failed:
             fut = pop(curl, None)
-            if fut is not None:
-                self._remove_quietly(curl)
-                if not fut.done():
-                    fut.set_exception(_transfer_error(curl, code, message))
+            if fut is None:
+                continue
+            try:
+                remove(curl)
+            except Exception:
+                pass  # the transfer's own error says more
+            if not fut.done():
+                fut.set_exception(_transfer_error(curl, code, message))
+        if self._failure is not None:
+            self._loop.call_soon(self._settle)
         if running < len(futures):
             self._reap_orphans()
 
