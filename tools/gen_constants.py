@@ -106,6 +106,10 @@ NEWER = {
     "HAPROXY_CLIENT_IP": "CURLOPT_HAPROXY_CLIENT_IP",
     "SSL_SIGNATURE_ALGORITHMS": "CURLOPT_SSL_SIGNATURE_ALGORITHMS",
 }
+# pycurl names whose C symbol the rules above would get wrong.
+ALIASES = {
+    "FORM_CONTENTS": "CURLFORM_COPYCONTENTS",
+}
 FALLBACK_PREFIXES = ["CURLOPT_", "CURLINFO_", "CURL_", "CURL"]
 
 # libcurl families included whole from the headers, and their pycurl prefix.
@@ -164,7 +168,11 @@ def main():
         with open(args.names) as f:
             for line in f:
                 pyname = line.strip()
-                if not re.fullmatch(r"[A-Z][A-Z0-9_]*", pyname) or pyname == "COMPILE_PY_VERSION_HEX":
+                # [a-z]: SSLVERSION_TLSv1_2 and its kin are mixed case in C too.
+                if not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", pyname) or pyname == "COMPILE_PY_VERSION_HEX":
+                    continue
+                if pyname in ALIASES:
+                    table[pyname] = ALIASES[pyname]
                     continue
                 cands = list(candidates(pyname))
                 hit = next((c for c in cands if c in symbols), None)
