@@ -8,8 +8,9 @@ from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
 from ._request import HTTPRequest, HTTPResult
 from ._sinks import Buffer, FileSink
-from ._errors import easy_strerror, error, multi_strerror
-from ._globals import COMPILE_PY_VERSION_HEX, global_cleanup, global_init, version, version_info
+from ._errors import easy_strerror, error, multi_strerror, share_strerror, url_strerror
+from ._globals import (COMPILE_PY_VERSION_HEX, COMPILE_SSL_LIB, global_cleanup, global_init, version,
+                       version_info)
 
 globals().update(_CONSTANTS)
 
@@ -17,5 +18,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Curl", "CurlMulti", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
-    "easy_strerror", "multi_strerror", "COMPILE_PY_VERSION_HEX",
+    "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
+    "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB",
 ] + sorted(_CONSTANTS)

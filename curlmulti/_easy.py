@@ -1,5 +1,6 @@
 """``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
 
+import errno
 import io
 import threading
 import weakref
@@ -16,6 +17,7 @@ _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
 _ERROR_SIZE = 256  # CURL_ERROR_SIZE
 _E_UNKNOWN_OPTION = lib.CURLE_UNKNOWN_OPTION
 _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
+_E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
 _STATE_LOCK = threading.Lock()  # guards the check-and-set of Curl._busy
 
 # What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
@@ -73,6 +75,7 @@ _FILE_OPTIONS = {
     _opt("READDATA"): (_opt("READFUNCTION"), "read"),
 }
 _WRITEFUNCTION = _opt("WRITEFUNCTION")
+_CAINFO_BLOB = _opt("CAINFO_BLOB")
 _CLOSESOCKETFUNCTION = _opt("CLOSESOCKETFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
 _COPYPOSTFIELDS = _opt("COPYPOSTFIELDS")
@@ -489,6 +492,74 @@ class Curl(object):
     def errstr_raw(self):
         self._handle("errstr")
         return ffi.string(self._errbuf)
+
+    # -- CONNECT_ONLY ---------------------------------------------------------
+
+    def recv(self, buffersize):
+        """``curl_easy_recv`` on a CONNECT_ONLY connection: up to buffersize
+        bytes (b"" once the peer has closed).  BlockingIOError when no data
+        is there yet."""
+        h = self._handle("recv")
+        if not isinstance(buffersize, int):
+            raise TypeError("recv() takes an int")
+        if buffersize < 0:
+            raise ValueError("recv(): buffersize must not be negative")
+        buf = ffi.new("char[]", buffersize)
+        n = ffi.new("size_t *")
+        self._check_io(lib.curl_easy_recv(h, buf, buffersize, n))
+        return ffi.unpack(buf, n[0])
+
+    def recv_into(self, buffer, nbytes=0):
+        """``curl_easy_recv`` into a writable buffer; returns the count."""
+        h = self._handle("recv_into")
+        try:
+            view = ffi.from_buffer(buffer, require_writable=True)
+        except (TypeError, BufferError):
+            raise TypeError("recv_into() takes a writable bytes-like object, not %s"
+                            % type(buffer).__name__) from None
+        if not isinstance(nbytes, int):
+            raise TypeError("recv_into(): nbytes must be an int")
+        if nbytes < 0 or nbytes > len(view):
+            raise ValueError("recv_into(): nbytes out of range")
+        n = ffi.new("size_t *")
+        self._check_io(lib.curl_easy_recv(h, view, nbytes or len(view), n))
+        return n[0]
+
+    def send(self, data):
+        """``curl_easy_send`` on a CONNECT_ONLY connection: returns how many
+        bytes were sent.  BlockingIOError when none could be."""
+        h = self._handle("send")
+        if isinstance(data, str):
+            raise TypeError("send() takes a bytes-like object, not str")
+        view = ffi.from_buffer(data)
+        n = ffi.new("size_t *")
+        self._check_io(lib.curl_easy_send(h, view, len(view), n))
+        return n[0]
+
+    def _check_io(self, code):
+        if code == _E_AGAIN:
+            raise BlockingIOError(errno.EAGAIN, "no data available now (CURLE_AGAIN)")
+        if code:
+            raise self._transfer_error(code)
+
+    # -- pycurl extras ----------------------------------------------------------
+
+    def multi(self):
+        """The CurlMulti this handle is attached to, or None."""
+        self._handle("multi")
+        return self._attached_multi()
+
+    def share(self):
+        """The CurlShare of this handle: always None (curlmulti has no
+        CurlShare yet)."""
+        self._handle("share")
+        return None
+
+    def set_ca_certs(self, certs):
+        """Trust the PEM certificates in ``certs`` (str or bytes) for the
+        next connections, through CAINFO_BLOB: unlike pycurl, they replace
+        the default CA bundle rather than adding to it."""
+        self.setopt(_CAINFO_BLOB, certs)
 
     # -- life cycle ---------------------------------------------------------
 

@@ -24,6 +24,16 @@ def multi_strerror(code):
     return _text(lib.curl_multi_strerror(code))
 
 
+def share_strerror(code):
+    """libcurl's description of a CURLSHcode (``curl_share_strerror``)."""
+    return _text(lib.curl_share_strerror(code))
+
+
+def url_strerror(code):
+    """libcurl's description of a CURLUcode (``curl_url_strerror``)."""
+    return _text(lib.curl_url_strerror(code))
+
+
 def easy_error(code, message=None):
     """An ``error`` for a CURLcode, with libcurl's message unless given."""
     return error(code, message or easy_strerror(code))

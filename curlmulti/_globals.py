@@ -40,3 +40,21 @@ def global_cleanup():
 
 
 version = "curlmulti/0.1.0 " + _s(lib.curl_version())
+
+
+def _ssl_lib():
+    """pycurl's name of the TLS library: "openssl", "gnutls", ... or "none"."""
+    name = _s(lib.curl_version_info(lib.CURLVERSION_NOW).ssl_version)
+    if not name:
+        return "none"
+    name = name.lstrip("(").split("/")[0].lower()
+    for prefix, ours in (("openssl", "openssl"), ("libressl", "openssl"), ("boringssl", "openssl"),
+                         ("quictls", "openssl"), ("gnutls", "gnutls"), ("nss", "nss"),
+                         ("mbedtls", "mbedtls"), ("wolfssl", "wolfssl"), ("schannel", "schannel"),
+                         ("securetransport", "sectransp"), ("rustls", "rustls")):
+        if name.startswith(prefix):
+            return ours
+    return name
+
+
+COMPILE_SSL_LIB = _ssl_lib()

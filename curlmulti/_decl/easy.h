@@ -7,6 +7,8 @@ void curl_global_cleanup(void);
 char *curl_version(void);
 curl_version_info_data *curl_version_info(CURLversion);
 const char *curl_easy_strerror(CURLcode);
+const char *curl_share_strerror(CURLSHcode);
+const char *curl_url_strerror(CURLUcode);
 void curl_free(void *);
 
 CURL *curl_easy_init(void);
@@ -15,6 +17,9 @@ CURLcode curl_easy_perform(CURL *curl);
 CURL *curl_easy_duphandle(CURL *curl);
 void curl_easy_reset(CURL *curl);
 CURLcode curl_easy_pause(CURL *handle, int bitmask);
+/* CONNECT_ONLY transfers: the connection's own bytes. */
+CURLcode curl_easy_recv(CURL *curl, void *buffer, size_t buflen, size_t *n);
+CURLcode curl_easy_send(CURL *curl, const void *buffer, size_t buflen, size_t *n);
 
 struct curl_slist *curl_slist_append(struct curl_slist *list, const char *data);
 void curl_slist_free_all(struct curl_slist *list);

@@ -7,6 +7,8 @@ typedef int... CURLcode;
 typedef int... CURLoption;
 typedef int... CURLINFO;
 typedef int... CURLMcode;
+typedef int... CURLSHcode;
+typedef int... CURLUcode;
 typedef int... CURLMoption;
 typedef int... CURLMSG;
 typedef int... CURLversion;
