@@ -168,3 +168,32 @@ def test_global_init_bad_arguments():
         curlmulti.global_init(None)
     curlmulti.global_init(curlmulti.GLOBAL_DEFAULT)   # counted: balanced below
     curlmulti.global_cleanup()
+
+
+def test_mixed_case_and_aliased_names():
+    # SSLVERSION_TLSv1_2 is mixed case in C as in pycurl; FORM_CONTENTS is
+    # CURLFORM_COPYCONTENTS.  All fixed by libcurl's ABI.
+    assert (curlmulti.SSLVERSION_TLSv1, curlmulti.SSLVERSION_SSLv2, curlmulti.SSLVERSION_SSLv3,
+            curlmulti.SSLVERSION_TLSv1_0, curlmulti.SSLVERSION_TLSv1_1,
+            curlmulti.SSLVERSION_TLSv1_2, curlmulti.SSLVERSION_TLSv1_3) == (1, 2, 3, 4, 5, 6, 7)
+    assert curlmulti.SSLVERSION_MAX_TLSv1_2 == 6 << 16
+    assert curlmulti.FORM_CONTENTS == 4
+    c = curlmulti.Curl()
+    c.setopt(c.SSLVERSION, c.SSLVERSION_TLSv1_2 | c.SSLVERSION_MAX_TLSv1_3)
+    c.close()
+
+
+def test_compile_ssl_lib():
+    ssl_version = curlmulti.version_info()[5]
+    assert isinstance(curlmulti.COMPILE_SSL_LIB, str) and curlmulti.COMPILE_SSL_LIB
+    if ssl_version and ssl_version.lower().lstrip("(").startswith("openssl"):
+        assert curlmulti.COMPILE_SSL_LIB == "openssl"
+    if not ssl_version:
+        assert curlmulti.COMPILE_SSL_LIB == "none"
+
+
+def test_share_and_url_strerror():
+    assert curlmulti.share_strerror(0) == "No error"
+    assert curlmulti.share_strerror(1) == "Unknown share option"
+    assert curlmulti.url_strerror(0) == "No error"
+    assert curlmulti.url_strerror(1) == "An invalid CURLU pointer was passed as argument"

@@ -5,6 +5,7 @@ against the local servers of conftest.py.
 Callbacks are in test_callbacks.py, failures in test_errors.py, lifetimes
 and leaks in test_leaks.py."""
 
+import errno
 import gc
 import io
 import json
@@ -856,3 +857,113 @@ def test_gc_of_unclosed_handle_frees_it(httpbin):
     del c
     collect()
     assert ref() is None
+
+
+# -- pycurl extras: CONNECT_ONLY recv/send, multi(), share(), set_ca_certs ---------------
+
+def _wait(c, readable, timeout=10):
+    import select
+    fd = c.getinfo(c.ACTIVESOCKET)
+    r, w, _ = select.select([fd] if readable else [], [] if readable else [fd], [], timeout)
+    assert r or w, "socket not ready"
+
+
+def test_connect_only_send_and_recv(fast_server):
+    c = Curl()
+    c.setopt(c.URL, fast_server("/"))
+    c.setopt(c.CONNECT_ONLY, 1)
+    c.perform()
+    request = b"GET /bytes/300 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    sent = 0
+    while sent < len(request):
+        try:
+            sent += c.send(memoryview(request)[sent:])
+        except BlockingIOError:
+            _wait(c, readable=False)
+    data = b""
+    while True:
+        try:
+            chunk = c.recv(64) if len(data) % 2 else c.recv(1000)
+        except BlockingIOError as e:
+            assert e.errno == errno.EAGAIN
+            _wait(c, readable=True)
+            continue
+        if not chunk:
+            break                          # the server closed the connection
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == bytes(range(256)) + bytes(range(44))
+    c.close()
+
+
+def test_connect_only_recv_into(fast_server):
+    c = Curl()
+    c.setopt(c.URL, fast_server("/"))
+    c.setopt(c.CONNECT_ONLY, 1)
+    c.perform()
+    _wait(c, readable=False)
+    c.send(b"GET /bytes/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    buf = bytearray(4096)
+    got = b""
+    while not got.endswith(b"\x00\x01\x02\x03\x04"):
+        try:
+            n = c.recv_into(buf)
+        except BlockingIOError:
+            _wait(c, readable=True)
+            continue
+        assert n > 0
+        got += bytes(buf[:n])
+    with pytest.raises(ValueError):
+        c.recv_into(buf, len(buf) + 1)
+    with pytest.raises(ValueError):
+        c.recv_into(buf, -1)
+    with pytest.raises(TypeError):
+        c.recv_into(b"read-only")
+    with pytest.raises(ValueError):
+        c.recv(-1)
+    with pytest.raises(TypeError):
+        c.send("text")
+    c.close()
+
+
+def test_recv_without_connection():
+    c = Curl()
+    with pytest.raises(error) as ei:
+        c.recv(10)
+    assert ei.value.args[0] == curlmulti.E_UNSUPPORTED_PROTOCOL
+    c.close()
+    with pytest.raises(error):
+        c.send(b"x")
+
+
+def test_multi_and_share_accessors():
+    c = Curl()
+    assert c.multi() is None and c.share() is None
+    m = curlmulti.CurlMulti()
+    m.add_handle(c)
+    assert c.multi() is m
+    m.remove_handle(c)
+    assert c.multi() is None
+    m.close()
+    c.close()
+    with pytest.raises(error):
+        c.multi()
+
+
+def test_set_ca_certs(tls_server):
+    url, pem = tls_server
+    for certs in (pem, pem.decode("ascii")):
+        c = Curl()
+        c.setopt(c.URL, url)
+        c.set_ca_certs(certs)
+        assert c.perform_rb() == b"secure"
+        c.close()
+    c = Curl()
+    c.setopt(c.URL, url)
+    c.set_ca_certs(b"-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    with pytest.raises(error):
+        c.perform_rb()
+    with pytest.raises(TypeError):
+        c.set_ca_certs(1)
+    c.close()
