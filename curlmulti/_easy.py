@@ -80,11 +80,13 @@ _CLOSESOCKETFUNCTION = _opt("CLOSESOCKETFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
 _COPYPOSTFIELDS = _opt("COPYPOSTFIELDS")
 _POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
+_HTTPPOST = _opt("HTTPPOST")
+_MIMEPOST = _opt("MIMEPOST")
 # Options whose pointer curlmulti itself owns.
 _RESERVED = {_opt(n) for n in (
     "PRIVATE", "ERRORBUFFER", "WRITEDATA", "HEADERDATA", "READDATA", "XFERINFODATA",
     "PROGRESSDATA", "DEBUGDATA", "SEEKDATA", "IOCTLDATA", "SOCKOPTDATA",
-    "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "SHARE", "HTTPPOST", "MIMEPOST",
+    "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "SHARE", "MIMEPOST",
 )} - {-1}
 
 _INFO_TYPEMASK = lib.CM_INFO_TYPEMASK
@@ -120,6 +122,72 @@ def _c_long(value, option):
     if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
         raise OverflowError("option %d: %d does not fit in a C long" % (option, value))
     return value
+
+
+class _Form(object):
+    """pycurl's HTTPPOST list as a curl_mime (libcurl's successor of
+    curl_formadd), freed when the last user lets go.  Items are
+    ``(name, value)`` or ``(name, (FORM_option, value, ...))`` with
+    FORM_CONTENTS, FORM_FILE, FORM_FILENAME, FORM_CONTENTTYPE, FORM_BUFFER
+    and FORM_BUFFERPTR."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, h, fields, option):
+        if not isinstance(fields, (list, tuple)):
+            raise TypeError("HTTPPOST takes a list of (name, value) tuples, not %s" % type(fields).__name__)
+        ptr = lib.curl_mime_init(h)
+        if ptr == ffi.NULL:
+            raise MemoryError("curl_mime_init failed")
+        self.ptr = ffi.gc(ptr, lib.curl_mime_free)
+        for field in fields:
+            if not isinstance(field, (list, tuple)) or len(field) != 2:
+                raise TypeError("HTTPPOST items must be (name, value) tuples")
+            name, value = field
+            part = lib.curl_mime_addpart(self.ptr)
+            if part == ffi.NULL:
+                raise MemoryError("curl_mime_addpart failed")
+            check_easy(lib.curl_mime_name(part, _c_string(name, option)))
+            if isinstance(value, (str, bytes)):
+                self._data(part, value, option)
+            elif isinstance(value, (list, tuple)):
+                self._options(part, value, option)
+            else:
+                raise TypeError("unsupported second type in tuple: %s" % type(value).__name__)
+
+    @staticmethod
+    def _data(part, value, option):
+        data = _to_bytes(value, option)
+        check_easy(lib.curl_mime_data(part, data, len(data)))
+
+    def _options(self, part, pairs, option):
+        if len(pairs) % 2:
+            raise TypeError("HTTPPOST: a FORM_* tuple holds (option, value) pairs")
+        given = {}
+        for i in range(0, len(pairs), 2):
+            key, value = pairs[i], pairs[i + 1]
+            if key not in _FORM_OPTIONS:
+                raise TypeError("HTTPPOST: unsupported form option %r" % (key,))
+            given[key] = value
+        # The content first: FORM_FILE also sets the file name, which
+        # FORM_FILENAME or FORM_BUFFER may then replace.
+        if _FORM_FILE in given:
+            check_easy(lib.curl_mime_filedata(part, _c_string(given[_FORM_FILE], option)))
+        for key in (_FORM_CONTENTS, _FORM_BUFFERPTR):
+            if key in given:
+                self._data(part, given[key], option)
+        for key in (_FORM_BUFFER, _FORM_FILENAME):
+            if key in given:
+                check_easy(lib.curl_mime_filename(part, _c_string(given[key], option)))
+        if _FORM_CONTENTTYPE in given:
+            check_easy(lib.curl_mime_type(part, _c_string(given[_FORM_CONTENTTYPE], option)))
+
+
+_FORM_CONTENTS, _FORM_FILE, _FORM_FILENAME, _FORM_CONTENTTYPE, _FORM_BUFFER, _FORM_BUFFERPTR = (
+    _opt(n) for n in ("FORM_CONTENTS", "FORM_FILE", "FORM_FILENAME", "FORM_CONTENTTYPE",
+                      "FORM_BUFFER", "FORM_BUFFERPTR"))
+_FORM_OPTIONS = {_FORM_CONTENTS, _FORM_FILE, _FORM_FILENAME, _FORM_CONTENTTYPE, _FORM_BUFFER,
+                 _FORM_BUFFERPTR} - {-1}
 
 
 class _Slist(object):
@@ -283,6 +351,10 @@ class Curl(object):
             if not callable(func):
                 raise TypeError("option %d takes an object with a %s() method" % (option, method))
             self._set_callback(h, func_option, func)
+        elif option == _HTTPPOST:
+            form = _Form(h, value, option)
+            check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, form.ptr))
+            self._keep[option] = form  # libcurl reads it at each transfer
         elif option == _POSTFIELDS:
             data = _to_bytes(value, option)
             buf = ffi.new("char[]", data)
@@ -350,6 +422,9 @@ class Curl(object):
                 self._forget_sink()
         elif option in _FILE_OPTIONS:
             self.unsetopt(_FILE_OPTIONS[option][0])
+        elif option == _HTTPPOST:
+            check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, ffi.NULL))
+            self._keep.pop(option, None)
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):

@@ -21,6 +21,16 @@ CURLcode curl_easy_pause(CURL *handle, int bitmask);
 CURLcode curl_easy_recv(CURL *curl, void *buffer, size_t buflen, size_t *n);
 CURLcode curl_easy_send(CURL *curl, const void *buffer, size_t buflen, size_t *n);
 
+/* MIME forms: what setopt(HTTPPOST, [...]) builds (as CURLOPT_MIMEPOST). */
+curl_mime *curl_mime_init(CURL *easy);
+void curl_mime_free(curl_mime *mime);
+curl_mimepart *curl_mime_addpart(curl_mime *mime);
+CURLcode curl_mime_name(curl_mimepart *part, const char *name);
+CURLcode curl_mime_filename(curl_mimepart *part, const char *filename);
+CURLcode curl_mime_type(curl_mimepart *part, const char *mimetype);
+CURLcode curl_mime_data(curl_mimepart *part, const char *data, size_t datasize);
+CURLcode curl_mime_filedata(curl_mimepart *part, const char *filename);
+
 struct curl_slist *curl_slist_append(struct curl_slist *list, const char *data);
 void curl_slist_free_all(struct curl_slist *list);
 

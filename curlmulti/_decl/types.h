@@ -18,6 +18,8 @@ typedef int... curl_easytype;
 
 typedef struct Curl_easy CURL;
 typedef struct Curl_multi CURLM;
+typedef struct curl_mime curl_mime;
+typedef struct curl_mimepart curl_mimepart;
 
 struct curl_slist {
     char *data;
