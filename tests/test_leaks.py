@@ -72,20 +72,32 @@ def run_for(seconds, limit, func):
     return n
 
 
+def assert_flat(func, cycles, seconds, per_cycle):
+    """Run func in three batches of ``cycles``: the first warms up caches,
+    the JIT and the heaps (PyPy's grows for some thousands of cycles, and
+    malloc keeps what it got), and the RSS may then grow by less than
+    ``per_cycle`` bytes a cycle over one of the two measured batches: a
+    leak grows both."""
+    run_for(seconds, cycles, func)
+    collect()
+    marks, counts = [rss()], []
+    for _ in range(2):
+        counts.append(run_for(seconds, cycles, func))
+        collect()
+        marks.append(rss())
+    assert min(counts) >= 500, "too slow to say anything (%s cycles)" % counts
+    grown = [b - a for a, b in zip(marks, marks[1:])]
+    assert min(g / n for g, n in zip(grown, counts)) < per_cycle, (
+        "RSS grew by %s KiB over %s cycles" % ([g >> 10 for g in grown], counts))
+
+
 def test_perform_cycles_keep_rss_and_fds_flat(fast_server):
     url = fast_server("/echo")
     payload = b"p" * 2000
-    # Warm up caches, the JIT and the heaps: PyPy's grows for some thousands of
-    # cycles before it levels off.
-    run_for(5, 5000, lambda: cycle(url, payload))
-    collect()
-    rss0, fds0 = rss(), open_fds()
-    n = run_for(8, 5000, lambda: cycle(url, payload))
-    collect()
-    grown = rss() - rss0
-    assert n >= 500, "too slow to say anything (%d cycles)" % n
-    # A leaked easy handle is tens of KiB: n of them would be many MiB.
-    assert grown < 12 * 1024 * 1024, "RSS grew by %d KiB over %d cycles" % (grown >> 10, n)
+    cycle(url, payload)
+    fds0 = open_fds()
+    # A leaked easy handle is tens of KiB a cycle.
+    assert_flat(lambda: cycle(url, payload), 4000, 6, per_cycle=1024)
     assert open_fds() - fds0 <= 8, "descriptors: %d -> %d" % (fds0, open_fds())
 
 
@@ -131,19 +143,14 @@ def test_setopt_cycles_without_transfer():
             c.setopt(c.POSTFIELDS, b"x" * 1000)
             c.setopt(c.WRITEFUNCTION, Callable())
             c.setopt(c.URL, "http://127.0.0.1:1/%d" % i)
+            c.setopt(c.HTTPPOST, [("a", "b" * 100), ("c", (c.FORM_BUFFER, "f", c.FORM_BUFFERPTR, b"d"))])
         c.unsetopt(c.HTTPHEADER)
         c.reset()
         d = c.duphandle()
         d.close()
         c.close()
 
-    run_for(3, 5000, churn)              # PyPy's heap grows for a while first
-    collect()
-    rss0 = rss()
-    n = run_for(5, 5000, churn)
-    collect()
-    assert rss() - rss0 < 8 * 1024 * 1024, "RSS grew by %d KiB over %d cycles" % (
-        (rss() - rss0) >> 10, n)
+    assert_flat(churn, 5000, 4, per_cycle=512)
 
 
 # -- objects given to setopt are released ------------------------------------------------
