@@ -5,6 +5,9 @@ curlmulti build (the source tree after ``python build_ffi.py`` will do):
 
     /path/to/pycurl-venv/bin/python tools/compare_pycurl.py [--curlmulti DIR]
 
+(curlmulti needs cffi's _cffi_backend: if that interpreter lacks it, put a
+site-packages that has it on PYTHONPATH.)
+
 It prints, in sections, the module-level names, the methods and attributes
 of Curl, CurlMulti and CurlShare, and the constants that pycurl has and
 curlmulti does not.  Missing constants are split in two: names curlmulti
