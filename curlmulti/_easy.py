@@ -75,6 +75,8 @@ _FILE_OPTIONS = {
     _opt("READDATA"): (_opt("READFUNCTION"), "read"),
 }
 _WRITEFUNCTION = _opt("WRITEFUNCTION")
+# The options that take use_memoryview, and the flag the trampoline reads.
+_VIEW_ATTRS = {_WRITEFUNCTION: "_write_view", _opt("HEADERFUNCTION"): "_header_view"}
 _CAINFO_BLOB = _opt("CAINFO_BLOB")
 _CLOSESOCKETFUNCTION = _opt("CLOSESOCKETFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
@@ -90,6 +92,8 @@ _RESERVED = {_opt(n) for n in (
 )} - {-1}
 
 _INFO_TYPEMASK = lib.CM_INFO_TYPEMASK
+_INFO_LONG = lib.CM_INFO_LONG
+_LONG_MIN = -_LONG_MAX - 1
 _INFO_CERTINFO = _opt("INFO_CERTINFO")
 _INFO_PRIVATE = _opt("PRIVATE") and CONSTANTS.get("INFO_PRIVATE", lib.CM_INFO_STRING + 21)
 # The pointer-typed infos that are curl_slists; the others (TLS_SSL_PTR, ...)
@@ -282,6 +286,7 @@ class Curl(object):
             setattr(self, attr, None)
         for closer in self._closers:
             closer._closesocket_cb = None
+        self._write_view = self._header_view = False
 
     def _callback_failed(self, exc):
         if self.callback_error is None:
@@ -321,18 +326,31 @@ class Curl(object):
 
     # -- options ------------------------------------------------------------
 
-    def setopt(self, option, value):
-        """Set an option (``curl_easy_setopt``); pycurl's value rules."""
-        h = self._idle_handle("setopt")
+    def setopt(self, option, value, *, use_memoryview=False):
+        """Set an option (``curl_easy_setopt``); pycurl's value rules.  With
+        ``use_memoryview=True`` (WRITEFUNCTION and HEADERFUNCTION only), the
+        callback receives a read-only memoryview of libcurl's buffer instead
+        of bytes, valid until it returns."""
+        h = self._h
+        if h is None or self._busy or self._multi_ref is not None:
+            h = self._idle_handle("setopt")
+        if use_memoryview and option not in _VIEW_ATTRS:
+            raise TypeError("use_memoryview is only for WRITEFUNCTION and HEADERFUNCTION")
+        kind = _KINDS.get(option) if type(option) is int else None
+        if kind is None:
+            kind = _option_kind(option)
         if value is None:
             return self.unsetopt(option)
-        kind = _option_kind(option)
-        if kind == _LONG:
+        if kind == _STRING:
+            # libcurl copies string options: the bytes are passed as they are.
+            data = value.encode("ascii") if type(value) is str else _to_bytes(value, option)
+            if b"\0" in data:
+                raise ValueError("option %d: value contains a NUL byte" % option)
+            check_easy(lib.cm_easy_setopt_str(h, option, data))
+        elif kind == _LONG:
             check_easy(lib.cm_easy_setopt_long(h, option, _c_long(value, option)))
-        elif kind == _STRING:
-            check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
         elif kind == _FUNCTION:
-            self._set_callback(h, option, value)
+            self._set_callback(h, option, value, use_memoryview)
         elif kind == _SLIST:
             slist = _Slist(value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, option, slist.ptr))
@@ -368,12 +386,22 @@ class Curl(object):
         else:
             raise TypeError("option %d is not supported by curlmulti.Curl.setopt" % option)
 
-    def _set_callback(self, h, option, func):
+    def _set_callback(self, h, option, func, view=False):
         attr = _CALLBACK_ATTRS.get(option)
         if attr is None:
             raise TypeError("callback option %d is not supported by curlmulti" % option)
         if not callable(func):
             raise TypeError("option %d takes a callable, not %s" % (option, type(func).__name__))
+        view_attr = _VIEW_ATTRS.get(option)
+        if view_attr is not None:
+            setattr(self, view_attr, bool(view))
+        if option != _CLOSESOCKETFUNCTION and getattr(self, attr) is not None:
+            # The trampoline is in place already (a callable attribute means
+            # it is, with this Curl as its owner): only the callable changes.
+            # A sink's write() is never stored here, so it takes the long way.
+            if option != _WRITEFUNCTION or not isinstance(getattr(func, "__self__", None), _Sink):
+                setattr(self, attr, func)
+                return
         if option == _WRITEFUNCTION:
             sink = getattr(func, "__self__", None)
             if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:
@@ -505,6 +533,12 @@ class Curl(object):
 
     def getinfo(self, info):
         """``curl_easy_getinfo``; strings as str."""
+        h = self._h
+        if h is not None and type(info) is int and info & _INFO_TYPEMASK == _INFO_LONG:
+            value = lib.cm_easy_getinfo_long_fast(h, info)  # RESPONSE_CODE and co: one C call
+            if value == _LONG_MIN:
+                check_easy(lib.cm_getinfo_code())
+            return value
         return self._getinfo(info, False, "getinfo")
 
     def _getinfo(self, info, raw, method):

@@ -54,11 +54,11 @@ _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
 _RESERVED = {lib.CURLMOPT_SOCKETDATA, lib.CURLMOPT_TIMERDATA}
 _KNOWN = {v for k, v in CONSTANTS.items() if k.startswith("M_")}
-_MSG_DONE = CONSTANTS.get("CURLMSG_DONE", 1)
 _M_ABORTED = CONSTANTS.get("E_MULTI_ABORTED_BY_CALLBACK", lib.CURLM_INTERNAL_ERROR)
 _M_UNKNOWN_OPTION = lib.CURLM_UNKNOWN_OPTION
 _SOCKET_TIMEOUT = lib.CURL_SOCKET_TIMEOUT
 _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
+_DRAIN_CAP = 256  # finished transfers info_read takes from libcurl per C call
 _FDSET_CAP = 1024  # FD_SETSIZE: curl_multi_fdset cannot report more
 _INT_MAX = 0x7FFFFFFF
 _LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
@@ -89,6 +89,7 @@ class CurlMulti(object):
     _h = None
     _depth = 0
     _polling = 0
+    _drain = None          # info_read's buffers, made on first use
     _adding = False        # curl_multi_add_handle is running
     _add_refused = False   # and the timer callback returned -1
 
@@ -104,7 +105,6 @@ class CurlMulti(object):
         self._lock = threading.Lock()
         self._ref = weakref.ref(self)
         self._running = ffi.new("int *")
-        self._msgs = ffi.new("int *")
         self._long = ffi.new("long *")
         self._fdbuf = None
         self._ud = ffi.new_handle(_Owner(self))
@@ -210,14 +210,28 @@ class CurlMulti(object):
     def remove_handle(self, curl):
         """Detach an easy handle (it stays open).  A closed Curl has already
         been detached, so removing it does nothing, as in pycurl."""
-        self._handle("remove_handle")
+        h = self._handle("remove_handle")
         if not isinstance(curl, Curl):
             raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
-        if curl not in self._handles:
+        handles = self._handles
+        if curl not in handles:
             if curl._h is None:
                 return
             raise misuse("cannot remove the Curl object - it is not attached to this CurlMulti")
-        self._detach(curl, False)
+        if self._depth or self._deferred:
+            return self._detach(curl, False)
+        # The common case, _detach() without the deferral and closing cases.
+        self._depth = 1
+        try:
+            code = lib.curl_multi_remove_handle(h, curl._h)
+        finally:
+            self._depth = 0
+            del handles[curl]
+            curl._multi_ref = None
+            if curl._closers:
+                self._closers.update(curl._closers)
+        if code or self._callback_exc is not None or self._deferred:
+            self._settle(code)
 
     def _detach(self, curl, closing, remove=True):
         """Remove curl from libcurl and from _handles; with closing, free it
@@ -335,27 +349,29 @@ class CurlMulti(object):
         elif max_objects <= 0:
             raise misuse("argument to info_read must be greater than zero")
         ok, failed = [], []
-        msgs = self._msgs
-        msgs[0] = 0
-        n = 0
-        while n < max_objects:
-            msg = lib.curl_multi_info_read(h, msgs)
-            if msg == _NULL:
-                break
-            if msg.msg != _MSG_DONE:
-                continue
-            ud = lib.cm_easy_private(msg.easy_handle)
-            if ud == _NULL:
-                continue
-            curl = ffi.from_handle(ud)
-            code = lib.cm_msg_result(msg)
-            n += 1
-            if code == 0 and curl.callback_error is None:
-                ok.append(curl)
-            else:
-                err = curl._transfer_error(code or _E_ABORTED_BY_CALLBACK)
-                failed.append((curl, err.args[0], err.args[1]))
-        return msgs[0], ok, failed
+        owners, codes, queued = self._drain_buffers()
+        from_handle = ffi.from_handle
+        left = max_objects
+        while True:
+            n = lib.cm_multi_info_drain(h, owners, codes, min(left, _DRAIN_CAP), queued)
+            for i in range(n):
+                curl = from_handle(owners[i])
+                code = codes[i]
+                if code == 0 and curl.callback_error is None:
+                    ok.append(curl)
+                else:
+                    err = curl._transfer_error(code or _E_ABORTED_BY_CALLBACK)
+                    failed.append((curl, err.args[0], err.args[1]))
+            left -= n
+            if n < _DRAIN_CAP or not left or not queued[0]:
+                return queued[0], ok, failed
+
+    def _drain_buffers(self):
+        bufs = self._drain
+        if bufs is None:
+            bufs = self._drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
+                                  ffi.new("int *"))
+        return bufs
 
     def timeout(self):
         """``curl_multi_timeout``: milliseconds to wait, or -1."""

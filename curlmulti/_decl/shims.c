@@ -3,6 +3,7 @@
  * trampolines named here are declared in callbacks.h and defined by cffi. */
 
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/select.h>
 
@@ -54,6 +55,11 @@ static CURLcode cm_easy_setopt_off_t(CURL *h, CURLoption opt, curl_off_t value)
 }
 
 static CURLcode cm_easy_setopt_ptr(CURL *h, CURLoption opt, const void *value)
+{
+    return curl_easy_setopt(h, opt, value);
+}
+
+static CURLcode cm_easy_setopt_str(CURL *h, CURLoption opt, const char *value)
 {
     return curl_easy_setopt(h, opt, value);
 }
@@ -131,6 +137,21 @@ static CURLcode cm_easy_getinfo_long(CURL *h, CURLINFO info, long *out)
     return curl_easy_getinfo(h, info, out);
 }
 
+static __thread CURLcode cm_last_getinfo_code;
+
+static long cm_easy_getinfo_long_fast(CURL *h, CURLINFO info)
+{
+    long value = 0;
+    CURLcode rc = curl_easy_getinfo(h, info, &value);
+    cm_last_getinfo_code = rc;
+    return rc == CURLE_OK ? value : LONG_MIN;
+}
+
+static CURLcode cm_getinfo_code(void)
+{
+    return cm_last_getinfo_code;
+}
+
 static CURLcode cm_easy_getinfo_double(CURL *h, CURLINFO info, double *out)
 {
     return curl_easy_getinfo(h, info, out);
@@ -203,6 +224,24 @@ static CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner)
 static CURLcode cm_msg_result(CURLMsg *msg)
 {
     return msg->data.result;
+}
+
+static int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int *queued)
+{
+    int n = 0;
+    CURLMsg *msg;
+    *queued = 0;
+    while (n < cap && (msg = curl_multi_info_read(m, queued)) != NULL) {
+        void *p = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p) != CURLE_OK || !p)
+            continue;
+        owners[n] = p;
+        codes[n] = msg->data.result;
+        n++;
+    }
+    return n;
 }
 
 static int cm_multi_fdset(CURLM *m, int *out, int cap)

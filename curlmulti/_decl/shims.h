@@ -6,6 +6,8 @@ CURLcode cm_easy_setopt_long(CURL *h, CURLoption opt, long value);
 CURLcode cm_easy_setopt_off_t(CURL *h, CURLoption opt, curl_off_t value);
 CURLcode cm_easy_setopt_ptr(CURL *h, CURLoption opt, const void *value);
 CURLcode cm_easy_setopt_blob(CURL *h, CURLoption opt, struct curl_blob *value);
+/* A string option straight from a Python bytes object (libcurl copies it). */
+CURLcode cm_easy_setopt_str(CURL *h, CURLoption opt, const char *value);
 /* Install (owner != NULL) or remove curlmulti's trampoline for a *FUNCTION
  * option, together with its *DATA option. */
 CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner);
@@ -14,6 +16,10 @@ CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner);
 CURLcode cm_easy_bind(CURL *h, void *owner);
 
 CURLcode cm_easy_getinfo_long(CURL *h, CURLINFO info, long *out);
+/* A long info as the return value, no out-parameter to allocate: on failure
+ * it returns LONG_MIN and cm_getinfo_code() (per thread) says why. */
+long cm_easy_getinfo_long_fast(CURL *h, CURLINFO info);
+CURLcode cm_getinfo_code(void);
 CURLcode cm_easy_getinfo_double(CURL *h, CURLINFO info, double *out);
 CURLcode cm_easy_getinfo_string(CURL *h, CURLINFO info, char **out);
 CURLcode cm_easy_getinfo_slist(CURL *h, CURLINFO info, struct curl_slist **out);
@@ -27,6 +33,10 @@ CURLMcode cm_multi_setopt_off_t(CURLM *m, CURLMoption opt, curl_off_t value);
 CURLMcode cm_multi_setopt_ptr(CURLM *m, CURLMoption opt, const void *value);
 CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner);
 CURLcode cm_msg_result(CURLMsg *msg);
+/* Drain curl_multi_info_read: the PRIVATE pointer and result of up to cap
+ * finished transfers into owners[] and codes[]; *queued gets what is left
+ * in libcurl's queue.  Returns the count. */
+int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int *queued);
 
 /* curl_multi_fdset as a list: writes fd * 4 + kind bits (1 read, 2 write,
  * 4 except) into out, at most cap entries; returns the count or -1. */
