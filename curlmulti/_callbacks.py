@@ -71,16 +71,41 @@ def _consumed(result, n):
     return result
 
 
-@_trampoline(SIZE_MAX, 3)
-def cm_write_cb(curl, ptr, size, nmemb, _):
-    n = size * nmemb
-    return _consumed(curl._write_cb(ffi.unpack(ptr, n)), n)
+def _body_trampoline(name, attr, view_attr):
+    """The write and header trampolines, written out flat: they run once per
+    chunk, so no generic wrapper.  With ``use_memoryview`` the callback gets
+    a read-only view of libcurl's buffer, released when it returns."""
+    from_handle, unpack, buffer = ffi.from_handle, ffi.unpack, ffi.buffer
+
+    def trampoline(ptr, size, nmemb, userdata):
+        curl = from_handle(userdata)
+        n = size * nmemb
+        try:
+            if getattr(curl, view_attr):
+                view = memoryview(buffer(ptr, n)).toreadonly()
+                try:
+                    result = getattr(curl, attr)(view)
+                finally:
+                    try:
+                        view.release()
+                    except BufferError:  # the callback exported it: as pycurl, left as is
+                        pass
+            else:
+                result = getattr(curl, attr)(unpack(ptr, n))
+            if result is None:
+                return n
+            return _consumed(result, n)
+        except BaseException as exc:  # stored, re-raised by the caller
+            curl._callback_failed(exc)
+            return SIZE_MAX
+
+    trampoline.__name__ = name
+    ffi.def_extern(name=name, error=SIZE_MAX)(trampoline)
+    return trampoline
 
 
-@_trampoline(SIZE_MAX, 3)
-def cm_header_cb(curl, ptr, size, nmemb, _):
-    n = size * nmemb
-    return _consumed(curl._header_cb(ffi.unpack(ptr, n)), n)
+cm_write_cb = _body_trampoline("cm_write_cb", "_write_cb", "_write_view")
+cm_header_cb = _body_trampoline("cm_header_cb", "_header_cb", "_header_view")
 
 
 @_trampoline(READFUNC_ABORT, 3)

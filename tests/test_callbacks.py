@@ -78,6 +78,85 @@ def test_write_callback_bad_return_values(httpbin, result, exc_type):
 
 # -- HEADERFUNCTION -----------------------------------------------------------
 
+@pytest.mark.parametrize("option", ["WRITEFUNCTION", "HEADERFUNCTION"])
+def test_use_memoryview_gives_a_read_only_view_released_after_the_call(httpbin, option):
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/50000?seed=3"))
+    views, copies = [], []
+
+    def take(view):
+        assert type(view) is memoryview and view.readonly
+        views.append(view)
+        copies.append(bytes(view))
+
+    if option == "HEADERFUNCTION":
+        c.setopt(c.WRITEFUNCTION, lambda data: None)
+    c.setopt(getattr(c, option), take, use_memoryview=True)
+    c.perform()
+    assert views and all(_released(v) for v in views)
+    if option == "WRITEFUNCTION":
+        c.unsetopt(c.WRITEFUNCTION)
+        assert b"".join(copies) == c.perform_rb()  # the same bytes as without views
+        assert len(b"".join(copies)) == 50000
+    else:
+        assert copies[0].startswith(b"HTTP/1.1 200")
+    c.close()
+
+
+def _released(view):
+    try:
+        len(view)
+    except ValueError:
+        return True
+    return False
+
+
+def test_use_memoryview_then_bytes_again(httpbin):
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/3000"))
+    got = []
+    c.setopt(c.WRITEFUNCTION, got.append, use_memoryview=True)
+    c.perform()
+    assert got and type(got[0]) is memoryview
+    got.clear()
+    c.setopt(c.WRITEFUNCTION, got.append)  # the flag goes with each setopt
+    c.perform()
+    assert got and all(type(x) is bytes for x in got) and sum(map(len, got)) == 3000
+    c.close()
+
+
+def test_use_memoryview_only_for_body_and_header_callbacks():
+    c = Curl()
+    with pytest.raises(TypeError, match="use_memoryview"):
+        c.setopt(c.READFUNCTION, lambda n: b"", use_memoryview=True)
+    with pytest.raises(TypeError, match="use_memoryview"):
+        c.setopt(c.URL, "http://127.0.0.1/", use_memoryview=True)
+    with pytest.raises(TypeError):
+        c.setopt(c.WRITEFUNCTION, print, True)  # keyword-only, as in pycurl
+    c.close()
+
+
+def test_replacing_the_write_callback_between_transfers(httpbin, tmp_path):
+    """The trampoline stays installed when only the callable changes; a C
+    sink in between takes it out and a callable puts it back."""
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/1000"))
+    for _ in range(3):
+        buf = io.BytesIO()
+        c.setopt(c.WRITEFUNCTION, buf.write)
+        c.perform()
+        assert len(buf.getvalue()) == 1000
+    sink = curlmulti.Buffer()
+    c.setopt(c.WRITEFUNCTION, sink.write)
+    c.perform()
+    assert len(sink.getvalue()) == 1000
+    chunks = []
+    c.setopt(c.WRITEFUNCTION, chunks.append)
+    c.perform()
+    assert sum(map(len, chunks)) == 1000 and len(sink.getvalue()) == 1000
+    c.close()
+
+
 def test_header_callback_gets_each_line(httpbin):
     c = Curl()
     c.setopt(c.URL, httpbin("/response-headers?X-Test=value"))
