@@ -20,6 +20,7 @@ _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
 _E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
 _STATE_LOCK = threading.Lock()  # guards the check-and-set of Curl._busy
 
+_setopt_str = lib.cm_easy_setopt_str
 # What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
 _LONG, _OFF_T, _STRING, _SLIST, _BLOB, _FUNCTION, _OBJECT = range(7)
 _KINDS = {}
@@ -113,7 +114,7 @@ def _to_bytes(value, option):
 
 def _c_string(value, option):
     data = _to_bytes(value, option)
-    if b"\0" in data:
+    if 0 in data:
         raise ValueError("option %d: value contains a NUL byte" % option)
     return ffi.new("char[]", data)
 
@@ -343,10 +344,15 @@ class Curl(object):
             return self.unsetopt(option)
         if kind == _STRING:
             # libcurl copies string options: the bytes are passed as they are.
-            data = value.encode("ascii") if type(value) is str else _to_bytes(value, option)
-            if b"\0" in data:
+            if type(value) is str:
+                value = value.encode("ascii")
+            elif type(value) is not bytes:
+                value = _to_bytes(value, option)
+            if 0 in value:  # a NUL byte (searching for the int is the fast way)
                 raise ValueError("option %d: value contains a NUL byte" % option)
-            check_easy(lib.cm_easy_setopt_str(h, option, data))
+            code = _setopt_str(h, option, value)
+            if code:
+                raise easy_error(code)
         elif kind == _LONG:
             check_easy(lib.cm_easy_setopt_long(h, option, _c_long(value, option)))
         elif kind == _FUNCTION:
@@ -395,13 +401,14 @@ class Curl(object):
         view_attr = _VIEW_ATTRS.get(option)
         if view_attr is not None:
             setattr(self, view_attr, bool(view))
-        if option != _CLOSESOCKETFUNCTION and getattr(self, attr) is not None:
-            # The trampoline is in place already (a callable attribute means
-            # it is, with this Curl as its owner): only the callable changes.
-            # A sink's write() is never stored here, so it takes the long way.
-            if option != _WRITEFUNCTION or not isinstance(getattr(func, "__self__", None), _Sink):
-                setattr(self, attr, func)
-                return
+        # A callable in the attribute means the trampoline is in place with
+        # this Curl as its owner: then only the callable changes, unless
+        # the new one is a C sink's write() (never stored there) or the
+        # option is CLOSESOCKETFUNCTION (whose owner is a _SocketCloser).
+        if getattr(self, attr) is not None and option != _CLOSESOCKETFUNCTION and (
+                option != _WRITEFUNCTION or not isinstance(getattr(func, "__self__", None), _Sink)):
+            setattr(self, attr, func)
+            return
         if option == _WRITEFUNCTION:
             sink = getattr(func, "__self__", None)
             if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:

@@ -63,6 +63,8 @@ _FDSET_CAP = 1024  # FD_SETSIZE: curl_multi_fdset cannot report more
 _INT_MAX = 0x7FFFFFFF
 _LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
 _NULL = ffi.NULL
+_from_handle = ffi.from_handle
+_info_drain = lib.cm_multi_info_drain
 _CLOSED = "CurlMulti object"
 
 
@@ -167,10 +169,14 @@ class CurlMulti(object):
 
     def add_handle(self, curl):
         """Attach an easy handle; the multi keeps it alive until removed."""
-        h = self._handle("add_handle")
+        h = self._h
+        if h is None:
+            raise closed_error(_CLOSED, "add_handle")
         if not isinstance(curl, Curl):
             raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
-        easy = curl._handle("add_handle")
+        easy = curl._h
+        if easy is None:
+            curl._handle("add_handle")  # raises: closed
         if curl._multi_ref is not None:
             if curl._attached_multi() is self:
                 raise misuse("cannot add the Curl object - it is already attached to this CurlMulti")
@@ -344,34 +350,32 @@ class CurlMulti(object):
             raise closed_error(_CLOSED, "info_read")
         if max_objects is None:
             max_objects = _INT_MAX
-        elif not isinstance(max_objects, int):
+        elif type(max_objects) is not int and not isinstance(max_objects, int):
             raise TypeError("info_read() takes an int, not %s" % type(max_objects).__name__)
         elif max_objects <= 0:
             raise misuse("argument to info_read must be greater than zero")
+        drain = self._drain
+        if drain is None:
+            drain = self._drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
+                                   ffi.new("int *"))
+        owners, codes, queued = drain
+        n = _info_drain(h, owners, codes, _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects, queued)
+        if not n:
+            return queued[0], [], []
         ok, failed = [], []
-        owners, codes, queued = self._drain_buffers()
-        from_handle = ffi.from_handle
-        left = max_objects
         while True:
-            n = lib.cm_multi_info_drain(h, owners, codes, min(left, _DRAIN_CAP), queued)
             for i in range(n):
-                curl = from_handle(owners[i])
+                curl = _from_handle(owners[i])
                 code = codes[i]
                 if code == 0 and curl.callback_error is None:
                     ok.append(curl)
                 else:
                     err = curl._transfer_error(code or _E_ABORTED_BY_CALLBACK)
                     failed.append((curl, err.args[0], err.args[1]))
-            left -= n
-            if n < _DRAIN_CAP or not left or not queued[0]:
+            max_objects -= n
+            if n < _DRAIN_CAP or not max_objects or not queued[0]:
                 return queued[0], ok, failed
-
-    def _drain_buffers(self):
-        bufs = self._drain
-        if bufs is None:
-            bufs = self._drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
-                                  ffi.new("int *"))
-        return bufs
+            n = _info_drain(h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
 
     def timeout(self):
         """``curl_multi_timeout``: milliseconds to wait, or -1."""
@@ -409,11 +413,14 @@ class CurlMulti(object):
         libcurl's own timer expires first with no socket ready, it returns 1:
         perform() has work to do."""
         h = self._handle("select")
-        n = self._poll(h, lib.curl_multi_poll, _milliseconds(timeout))
-        if n == 0:
-            left = self._long
-            if lib.curl_multi_timeout(h, left) == 0 and left[0] == 0:
-                return 1
+        ms = _milliseconds(timeout)
+        self._polling += 1
+        try:
+            n = lib.cm_multi_select(h, ms)
+        finally:
+            self._polling -= 1
+        if n < 0:
+            check_multi(-n)
         return n
 
     def wait(self, timeout_ms=1000):

@@ -244,6 +244,18 @@ static int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int
     return n;
 }
 
+static int cm_multi_select(CURLM *m, int timeout_ms)
+{
+    int n = 0;
+    long left = -1;
+    CURLMcode rc = curl_multi_poll(m, NULL, 0, timeout_ms, &n);
+    if (rc != CURLM_OK)
+        return -(int)rc;
+    if (n == 0 && curl_multi_timeout(m, &left) == CURLM_OK && left == 0)
+        n = 1;
+    return n;
+}
+
 static int cm_multi_fdset(CURLM *m, int *out, int cap)
 {
     fd_set r, w, e;

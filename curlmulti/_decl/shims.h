@@ -38,6 +38,11 @@ CURLcode cm_msg_result(CURLMsg *msg);
  * in libcurl's queue.  Returns the count. */
 int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int *queued);
 
+/* CurlMulti.select(): curl_multi_poll for up to timeout_ms, then 1 if no
+ * socket was ready but libcurl's timer has expired.  Returns the count, or
+ * minus the CURLMcode. */
+int cm_multi_select(CURLM *m, int timeout_ms);
+
 /* curl_multi_fdset as a list: writes fd * 4 + kind bits (1 read, 2 write,
  * 4 except) into out, at most cap entries; returns the count or -1. */
 int cm_multi_fdset(CURLM *m, int *out, int cap);
