@@ -82,10 +82,14 @@ class FileSink(_Sink):
         if isinstance(file, int):
             fd = file
         else:
+            fileno = getattr(file, "fileno", None)
+            if not callable(fileno):
+                raise TypeError("FileSink takes a file descriptor or an object with fileno(), not %s"
+                                % type(file).__name__)
             flush = getattr(file, "flush", None)
             if flush is not None:
                 flush()
-            fd = file.fileno()
+            fd = fileno()
         if not isinstance(fd, int) or fd < 0:
             raise ValueError("FileSink needs a valid file descriptor")
         self._fd = fd
