@@ -71,41 +71,52 @@ def _consumed(result, n):
     return result
 
 
-def _body_trampoline(name, attr, view_attr):
-    """The write and header trampolines, written out flat: they run once per
-    chunk, so no generic wrapper.  With ``use_memoryview`` the callback gets
-    a read-only view of libcurl's buffer, released when it returns."""
-    from_handle, unpack, buffer = ffi.from_handle, ffi.unpack, ffi.buffer
+# The body and header trampolines run once per chunk, so they are written
+# out flat, without _trampoline's generic wrapper.
+_from_handle, _unpack, _buffer = ffi.from_handle, ffi.unpack, ffi.buffer
 
-    def trampoline(ptr, size, nmemb, userdata):
-        curl = from_handle(userdata)
-        n = size * nmemb
+
+def _call_with_view(func, ptr, n):
+    """``use_memoryview``: func gets a read-only view of libcurl's buffer,
+    released when it returns."""
+    view = memoryview(_buffer(ptr, n)).toreadonly()
+    try:
+        return func(view)
+    finally:
         try:
-            if getattr(curl, view_attr):
-                view = memoryview(buffer(ptr, n)).toreadonly()
-                try:
-                    result = getattr(curl, attr)(view)
-                finally:
-                    try:
-                        view.release()
-                    except BufferError:  # the callback exported it: as pycurl, left as is
-                        pass
-            else:
-                result = getattr(curl, attr)(unpack(ptr, n))
-            if result is None:
-                return n
-            return _consumed(result, n)
-        except BaseException as exc:  # stored, re-raised by the caller
-            curl._callback_failed(exc)
-            return SIZE_MAX
-
-    trampoline.__name__ = name
-    ffi.def_extern(name=name, error=SIZE_MAX)(trampoline)
-    return trampoline
+            view.release()
+        except BufferError:  # the callback exported it: as pycurl, left as is
+            pass
 
 
-cm_write_cb = _body_trampoline("cm_write_cb", "_write_cb", "_write_view")
-cm_header_cb = _body_trampoline("cm_header_cb", "_header_cb", "_header_view")
+@ffi.def_extern(error=SIZE_MAX)
+def cm_write_cb(ptr, size, nmemb, userdata):
+    curl = _from_handle(userdata)
+    n = size * nmemb
+    try:
+        if curl._write_view:
+            result = _call_with_view(curl._write_cb, ptr, n)
+        else:
+            result = curl._write_cb(_unpack(ptr, n))
+        return n if result is None else _consumed(result, n)
+    except BaseException as exc:  # stored, re-raised by the caller
+        curl._callback_failed(exc)
+        return SIZE_MAX
+
+
+@ffi.def_extern(error=SIZE_MAX)
+def cm_header_cb(ptr, size, nmemb, userdata):
+    curl = _from_handle(userdata)
+    n = size * nmemb
+    try:
+        if curl._header_view:
+            result = _call_with_view(curl._header_cb, ptr, n)
+        else:
+            result = curl._header_cb(_unpack(ptr, n))
+        return n if result is None else _consumed(result, n)
+    except BaseException as exc:
+        curl._callback_failed(exc)
+        return SIZE_MAX
 
 
 @_trampoline(READFUNC_ABORT, 3)
