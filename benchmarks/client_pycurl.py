@@ -6,7 +6,8 @@
 The module is imported as ``pycurl`` either way, so curlmulti and pycurl run
 exactly the same Python code below.  Easy handles are reused (one per slot),
 so libcurl keeps its connections alive; every body is written into a fresh
-``io.BytesIO`` through ``WRITEFUNCTION`` and every status code is checked.
+``io.BytesIO`` through ``WRITEFUNCTION`` (or, with ``--sink buffer``, into
+curlmulti's C ``Buffer``) and every status code is checked.
 
 Drivers:
   multi  the classic ``CurlMulti`` loop: perform(), info_read(), select().
@@ -24,10 +25,13 @@ import bench_common
 def extra(p):
     p.add_argument("--module", choices=("curlmulti", "pycurl"), required=True)
     p.add_argument("--driver", choices=("multi", "async"), required=True)
+    p.add_argument("--sink", choices=("bytesio", "buffer"), default="bytesio",
+                   help="buffer: one curlmulti.Buffer per handle, set once and cleared after "
+                        "each body (curlmulti only)")
 
 
 args = bench_common.parse_args(extra)
-CLIENT = "%s-%s" % (args.module, args.driver)
+CLIENT = "%s-%s" % (args.module, args.driver) + ("-buffer" if args.sink == "buffer" else "")
 try:
     if args.module == "curlmulti":
         import curlmulti as pycurl
@@ -35,12 +39,46 @@ try:
         import pycurl
 except Exception as e:
     bench_common.unavailable(CLIENT, "import %s failed: %s: %s" % (args.module, type(e).__name__, e))
+BUFFER = args.sink == "buffer"
+if BUFFER and not hasattr(pycurl, "Buffer"):
+    bench_common.unavailable(CLIENT, "%s has no Buffer" % args.module)
+
+
+class Body(object):
+    """Where one handle's bodies go.  bytesio (both bindings): a fresh
+    io.BytesIO per request through WRITEFUNCTION.  buffer (curlmulti): one
+    curlmulti.Buffer per handle, installed once as WRITEDATA; libcurl writes
+    each body into it from C (sized from Content-Length), and clear() keeps
+    the memory for the next body."""
+
+    __slots__ = ("sink",)
+
+    def __init__(self, curl):
+        if BUFFER:
+            self.sink = pycurl.Buffer()
+            curl.setopt(pycurl.WRITEDATA, self.sink)
+
+    def start(self, curl):
+        if not BUFFER:
+            self.sink = BytesIO()
+            curl.setopt(pycurl.WRITEFUNCTION, self.sink.write)
+
+    def finish(self):
+        """The size of the body received (and let go of it)."""
+        if not BUFFER:
+            n = self.sink.tell()
+            self.sink = None
+            return n
+        n = len(self.sink)
+        self.sink.clear()
+        return n
 
 
 def new_handle():
     c = pycurl.Curl()
     c.setopt(pycurl.PROXY, "")          # never a proxy from the environment
     c.setopt(pycurl.NOSIGNAL, 1)
+    c.body = Body(c)
     return c
 
 
@@ -54,16 +92,13 @@ class MultiLoop(object):
         while len(self.handles) < conc:
             self.handles.append(new_handle())
         free = self.handles[:conc]
-        bufs = {}
         started = done = ok = errors = nbytes = 0
         t0 = time.perf_counter()
         while done < n:
             while started < n and free:
                 c = free.pop()
-                buf = BytesIO()
-                bufs[c] = buf
                 c.setopt(pycurl.URL, url)
-                c.setopt(pycurl.WRITEFUNCTION, buf.write)
+                c.body.start(c)
                 m.add_handle(c)
                 started += 1
             while True:
@@ -75,17 +110,17 @@ class MultiLoop(object):
                 queued, ok_list, err_list = m.info_read()
                 for c in ok_list:
                     m.remove_handle(c)
+                    size = c.body.finish()
                     if c.getinfo(pycurl.RESPONSE_CODE) == 200:
                         ok += 1
-                        nbytes += bufs.pop(c).tell()
+                        nbytes += size
                     else:
                         errors += 1
-                        bufs.pop(c)
                     free.append(c)
                 for c, errno, errmsg in err_list:
                     m.remove_handle(c)
                     errors += 1
-                    bufs.pop(c)
+                    c.body.finish()
                     free.append(c)
                 finished += len(ok_list) + len(err_list)
                 if queued == 0:
@@ -128,17 +163,18 @@ class AsyncDriver(object):
         async def worker(c):
             while counts[0] < n:
                 counts[0] += 1
-                buf = BytesIO()
                 c.setopt(pycurl.URL, url)
-                c.setopt(pycurl.WRITEFUNCTION, buf.write)
+                c.body.start(c)
                 try:
                     await m.perform(c)
                 except pycurl.error:
                     counts[2] += 1
+                    c.body.finish()
                     continue
+                size = c.body.finish()
                 if c.getinfo(pycurl.RESPONSE_CODE) == 200:
                     counts[1] += 1
-                    counts[3] += buf.tell()
+                    counts[3] += size
                 else:
                     counts[2] += 1
 

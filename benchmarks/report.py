@@ -15,12 +15,14 @@ import sys
 CLIENT_LABELS = [
     ("cpython", "curlmulti-multi", "curlmulti CurlMulti loop"),
     ("cpython", "curlmulti-async", "curlmulti AsyncCurlMulti"),
+    ("cpython", "curlmulti-multi-buffer", "curlmulti CurlMulti loop, Buffer sink"),
     ("cpython", "pycurl-multi", "pycurl CurlMulti loop"),
     ("cpython", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("cpython", "aiohttp", "aiohttp"),
     ("cpython", "httpx", "httpx (async, HTTP/1.1)"),
     ("pypy", "curlmulti-multi", "curlmulti CurlMulti loop"),
     ("pypy", "curlmulti-async", "curlmulti AsyncCurlMulti"),
+    ("pypy", "curlmulti-multi-buffer", "curlmulti CurlMulti loop, Buffer sink"),
     ("pypy", "pycurl-multi", "pycurl CurlMulti loop"),
     ("pypy", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("pypy", "aiohttp", "aiohttp"),
@@ -166,6 +168,71 @@ def cell_table(results, summary, cell):
     return lines
 
 
+# Issue 5's targets: (what, interp, client, reference client on the same
+# interpreter, which cells, figure, bound).  "cpu": CPU per request, ratio
+# at most bound; "mbps": MB/s, ratio at least bound; "mem": KiB per transfer
+# in flight, ratio at most bound.
+_SMALL = ("1k-",)
+_MID = ("64k-",)
+TARGETS = [
+    ("CPython: CurlMulti loop <= 1.0x pycurl", "cpython", "curlmulti-multi", "pycurl-multi",
+     _SMALL + _MID, "cpu", 1.0),
+    ("CPython: AsyncCurlMulti <= 0.6x pycurl AsyncCurlMulti", "cpython", "curlmulti-async",
+     "pycurl-async", _SMALL + _MID, "cpu", 0.6),
+    ("CPython: AsyncCurlMulti <= 0.5x aiohttp", "cpython", "curlmulti-async", "aiohttp",
+     _SMALL + _MID, "cpu", 0.5),
+    ("PyPy: CurlMulti loop <= 0.7x pycurl, 1 KiB", "pypy", "curlmulti-multi", "pycurl-multi",
+     _SMALL, "cpu", 0.7),
+    ("PyPy: CurlMulti loop <= 0.5x pycurl, 64 KiB", "pypy", "curlmulti-multi", "pycurl-multi",
+     _MID, "cpu", 0.5),
+    ("PyPy: CurlMulti loop with a Buffer sink <= 0.5x pycurl, 64 KiB", "pypy",
+     "curlmulti-multi-buffer", "pycurl-multi", _MID, "cpu", 0.5),
+    ("PyPy: AsyncCurlMulti <= 0.4x aiohttp", "pypy", "curlmulti-async", "aiohttp",
+     _SMALL + _MID, "cpu", 0.4),
+    ("CPython: 64 MiB >= 2x pycurl's MB/s (same script, BytesIO)", "cpython", "curlmulti-multi",
+     "pycurl-multi", ("64m-",), "mbps", 2.0),
+    ("CPython: 64 MiB >= 2x pycurl's MB/s (Buffer sink)", "cpython", "curlmulti-multi-buffer",
+     "pycurl-multi", ("64m-",), "mbps", 2.0),
+    ("PyPy: 64 MiB >= 2x pycurl's MB/s (same script, BytesIO)", "pypy", "curlmulti-multi",
+     "pycurl-multi", ("64m-",), "mbps", 2.0),
+    ("PyPy: 64 MiB >= 2x pycurl's MB/s (Buffer sink)", "pypy", "curlmulti-multi-buffer",
+     "pycurl-multi", ("64m-",), "mbps", 2.0),
+    ("CPython: memory per transfer in flight <= pycurl", "cpython", "curlmulti-multi",
+     "pycurl-multi", ("hold-",), "mem", 1.0),
+    ("CPython: AsyncCurlMulti memory per transfer in flight <= pycurl's", "cpython",
+     "curlmulti-async", "pycurl-async", ("hold-",), "mem", 1.0),
+    ("PyPy: memory per transfer in flight <= pycurl", "pypy", "curlmulti-multi", "pycurl-multi",
+     ("hold-",), "mem", 1.0),
+]
+_FIGURE = {"cpu": "cpu_per_1k", "mbps": "mbps", "mem": "kib_per_transfer"}
+
+
+def targets_table(results, summary):
+    lines = ["| target | measured ratio per cell | met |", "|---|---|---|"]
+    for what, interp, client, ref, prefixes, figure, bound in TARGETS:
+        parts, verdicts = [], []
+        for cell in results["cells"]:
+            if not cell["id"].startswith(prefixes):
+                continue
+            s, r = get(summary, interp, client, cell["id"]), get(summary, interp, ref, cell["id"])
+            a = s.get(_FIGURE[figure]) if s and not status(s) else None
+            b = r.get(_FIGURE[figure]) if r and not status(r) else None
+            if a is None or b is None or b <= 0:
+                parts.append("%s —" % cell["label"])
+                continue
+            x = a / b
+            parts.append("%s %.2f×" % (cell["label"], x))
+            verdicts.append(x >= bound if figure == "mbps" else x <= bound)
+        if not verdicts:
+            met = "not measured"
+        elif all(verdicts):
+            met = "yes"
+        else:
+            met = "no (%d of %d cells)" % (verdicts.count(False), len(verdicts))
+        lines.append("| %s | %s | %s |" % (what, ", ".join(parts) or "—", met))
+    return lines
+
+
 def markdown(results):
     summary = summarize(results)
     m = results["machine"]
@@ -177,6 +244,10 @@ def markdown(results):
     out.append("**Client CPU seconds (user+sys) per 1,000 requests** (lower is better; the headline figure):")
     out.append("")
     out += headline_table(results, summary)
+    out.append("")
+    out.append("**Targets** (issue 5; ratios of the medians above, same run, same interpreter):")
+    out.append("")
+    out += targets_table(results, summary)
     out.append("")
     for cell in results["cells"]:
         out.append("#### %s" % cell["title"])

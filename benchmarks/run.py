@@ -59,12 +59,16 @@ REPORTED_PACKAGES = ("curlmulti", "pycurl", "aiohttp", "httpx", "cffi", "matplot
 PY_CLIENTS = [
     ("curlmulti-multi", ["client_pycurl.py", "--module", "curlmulti", "--driver", "multi"]),
     ("curlmulti-async", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async"]),
+    # curlmulti's own fast path: bodies written by C into a Buffer per handle.
+    ("curlmulti-multi-buffer", ["client_pycurl.py", "--module", "curlmulti", "--driver", "multi",
+                                "--sink", "buffer"]),
     ("pycurl-multi", ["client_pycurl.py", "--module", "pycurl", "--driver", "multi"]),
     ("pycurl-async", ["client_pycurl.py", "--module", "pycurl", "--driver", "async"]),
     ("aiohttp", ["client_aiohttp.py"]),
     ("httpx", ["client_httpx.py"]),
 ]
-PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "pycurl-multi", "pycurl-async", "aiohttp")
+PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "pycurl-multi",
+                "pycurl-async", "aiohttp")
 
 T0 = time.time()
 
