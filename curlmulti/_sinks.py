@@ -46,9 +46,10 @@ class Buffer(_Sink):
 
     def take(self):
         """The body as a read-only memoryview, without copying, leaving the
-        buffer empty.  When the view is released its memory goes back to
-        the buffer, so the next body is received into pages already mapped:
-        the fastest way to receive large bodies one after another."""
+        buffer empty.  When the view is freed its memory goes back to the
+        buffer, so the next body is received into pages already mapped.  On
+        CPython that is when the last reference goes; on PyPy when the
+        collector frees the view, so there ``clear()`` reuses memory sooner."""
         sizes = ffi.new("size_t[2]")
         sink = self._sink
         p = lib.cm_sink_take(sink, sizes)
