@@ -222,28 +222,39 @@ def cm_closesocket_cb(closer, _, fd):
 _POLL_REMOVE = lib.CURL_POLL_REMOVE
 
 
-@_trampoline(-1, 3)
-def cm_socket_cb(owner, _easy, fd, what, _, socketp):
-    multi = owner.multi()  # a CurlMulti._Owner: the multi, weakly
+# They run once or twice per transfer, so they too are written out flat.
+@ffi.def_extern(error=-1)
+def cm_socket_cb(_easy, fd, what, userdata, socketp):
+    owner = _from_handle(userdata)  # a CurlMulti._Owner: the multi, weakly
     try:
-        return -1 if multi._socket_cb(what, fd, multi, ffi.from_handle(socketp)
-                                      if socketp != ffi.NULL else None) == -1 else 0
-    finally:
-        if what == _POLL_REMOVE:
-            multi._assigned.pop(fd, None)  # libcurl forgets the socket's object now
-
-
-@_trampoline(-1, 2)
-def cm_timer_cb(owner, _m, timeout_ms, _):
-    multi = owner.multi()
-    if multi._adding:
-        # libcurl 7.88 leaves a handle half-added (and its multi corrupt) when
-        # the timer callback fails inside curl_multi_add_handle, so there it
-        # never fails: add_handle() undoes the add and raises instead.
+        multi = owner.multi()
         try:
-            if multi._timer_cb(timeout_ms) == -1:
-                multi._add_refused = True
-        except BaseException as exc:
-            multi._callback_failed(exc)
-        return 0
-    return -1 if multi._timer_cb(timeout_ms) == -1 else 0
+            result = multi._socket_cb(what, fd, multi, _from_handle(socketp) if socketp else None)
+        finally:
+            if what == _POLL_REMOVE and multi._assigned:
+                multi._assigned.pop(fd, None)  # libcurl forgets the socket's object now
+        return -1 if result == -1 else 0
+    except BaseException as exc:  # stored, re-raised by the caller
+        owner._callback_failed(exc)
+        return -1
+
+
+@ffi.def_extern(error=-1)
+def cm_timer_cb(_m, timeout_ms, userdata):
+    owner = _from_handle(userdata)
+    try:
+        multi = owner.multi()
+        if multi._adding:
+            # libcurl 7.88 leaves a handle half-added (and its multi corrupt)
+            # when the timer callback fails inside curl_multi_add_handle, so
+            # there it never fails: add_handle() undoes the add and raises.
+            try:
+                if multi._timer_cb(timeout_ms) == -1:
+                    multi._add_refused = True
+            except BaseException as exc:
+                multi._callback_failed(exc)
+            return 0
+        return -1 if multi._timer_cb(timeout_ms) == -1 else 0
+    except BaseException as exc:
+        owner._callback_failed(exc)
+        return -1
