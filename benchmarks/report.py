@@ -16,6 +16,7 @@ CLIENT_LABELS = [
     ("cpython", "curlmulti-multi", "curlmulti CurlMulti loop"),
     ("cpython", "curlmulti-async", "curlmulti AsyncCurlMulti"),
     ("cpython", "curlmulti-multi-buffer", "curlmulti CurlMulti loop, Buffer sink"),
+    ("cpython", "curlmulti-async-buffer", "curlmulti AsyncCurlMulti, Buffer sink"),
     ("cpython", "pycurl-multi", "pycurl CurlMulti loop"),
     ("cpython", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("cpython", "aiohttp", "aiohttp"),
@@ -23,6 +24,7 @@ CLIENT_LABELS = [
     ("pypy", "curlmulti-multi", "curlmulti CurlMulti loop"),
     ("pypy", "curlmulti-async", "curlmulti AsyncCurlMulti"),
     ("pypy", "curlmulti-multi-buffer", "curlmulti CurlMulti loop, Buffer sink"),
+    ("pypy", "curlmulti-async-buffer", "curlmulti AsyncCurlMulti, Buffer sink"),
     ("pypy", "pycurl-multi", "pycurl CurlMulti loop"),
     ("pypy", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("pypy", "aiohttp", "aiohttp"),
@@ -73,6 +75,8 @@ def summarize(results):
         if good:
             s["rps"] = median([r["requests"] / r["wall_s"] for r in good])
             s["cpu_per_1k"] = median([r["cpu_s"] / r["requests"] * 1000.0 for r in good])
+            s["sys_share"] = median([r["cpu_sys_s"] / r["cpu_s"] for r in good
+                                     if r.get("cpu_sys_s") is not None and r.get("cpu_s")])
             s["mbps"] = median([r["bytes"] / r["wall_s"] / 1e6 for r in good])
             s["peak_rss_mib"] = median([r["peak_rss_kib"] / 1024.0 for r in good])
             s["requests"] = median([r["requests"] for r in good])
@@ -135,7 +139,7 @@ def headline_table(results, summary):
 
 def cell_table(results, summary, cell):
     hold = cell.get("mode") == "hold"
-    head = ["client", "req/s", "CPU s / 1k req", "MB/s", "peak RSS MiB"]
+    head = ["client", "req/s", "CPU s / 1k req", "of which kernel", "MB/s", "peak RSS MiB"]
     if hold:
         head += ["KiB / transfer in flight", "held at once"]
     head += ["CPU vs pycurl", "CPU vs C", "req/s vs C"]
@@ -158,7 +162,9 @@ def cell_table(results, summary, cell):
         p_cpu = p_ref.get("cpu_per_1k") if p_ref and not status(p_ref) else None
         c_cpu = c_ref.get("cpu_per_1k") if c_ref and not status(c_ref) else None
         c_rps = c_ref.get("rps") if c_ref and not status(c_ref) else None
+        share = s.get("sys_share")
         row = [row_label(interp, client), fmt(None if hold else s["rps"]), fmt(s["cpu_per_1k"]),
+               "—" if share is None else "%.0f %%" % (100 * share),
                fmt(None if hold else s["mbps"]), fmt(s["peak_rss_mib"])]
         if hold:
             row += [fmt(s.get("kib_per_transfer")), fmt(s.get("held_at_once"))]
@@ -187,6 +193,8 @@ TARGETS = [
      _MID, "cpu", 0.5),
     ("PyPy: CurlMulti loop with a Buffer sink <= 0.5x pycurl, 64 KiB", "pypy",
      "curlmulti-multi-buffer", "pycurl-multi", _MID, "cpu", 0.5),
+    ("CPython: AsyncCurlMulti with a Buffer sink <= 0.5x aiohttp", "cpython", "curlmulti-async-buffer",
+     "aiohttp", _SMALL + _MID, "cpu", 0.5),
     ("PyPy: AsyncCurlMulti <= 0.4x aiohttp", "pypy", "curlmulti-async", "aiohttp",
      _SMALL + _MID, "cpu", 0.4),
     ("CPython: 64 MiB >= 2x pycurl's MB/s (same script, BytesIO)", "cpython", "curlmulti-multi",
@@ -208,9 +216,12 @@ _FIGURE = {"cpu": "cpu_per_1k", "mbps": "mbps", "mem": "kib_per_transfer"}
 
 
 def targets_table(results, summary):
-    lines = ["| target | measured ratio per cell | met |", "|---|---|---|"]
+    """Each target's ratio per cell, and for CPU targets the ratio of the
+    overheads: (client - C) / (reference - C), where C is the C client on
+    libcurl's multi API in the same cell, the cost no binding can remove."""
+    lines = ["| target | measured ratio per cell | overhead ratio per cell | met |", "|---|---|---|---|"]
     for what, interp, client, ref, prefixes, figure, bound in TARGETS:
-        parts, verdicts = [], []
+        parts, overheads, verdicts = [], [], []
         for cell in results["cells"]:
             if not cell["id"].startswith(prefixes):
                 continue
@@ -223,13 +234,17 @@ def targets_table(results, summary):
             x = a / b
             parts.append("%s %.2f×" % (cell["label"], x))
             verdicts.append(x >= bound if figure == "mbps" else x <= bound)
+            c = get(summary, "native", "c-libcurl", cell["id"])
+            c = c.get("cpu_per_1k") if figure == "cpu" and c and not status(c) else None
+            if c is not None and b > c:
+                overheads.append("%s %.2f×" % (cell["label"], max(a - c, 0.0) / (b - c)))
         if not verdicts:
             met = "not measured"
         elif all(verdicts):
             met = "yes"
         else:
             met = "no (%d of %d cells)" % (verdicts.count(False), len(verdicts))
-        lines.append("| %s | %s | %s |" % (what, ", ".join(parts) or "—", met))
+        lines.append("| %s | %s | %s | %s |" % (what, ", ".join(parts) or "—", ", ".join(overheads) or "—", met))
     return lines
 
 
@@ -245,7 +260,9 @@ def markdown(results):
     out.append("")
     out += headline_table(results, summary)
     out.append("")
-    out.append("**Targets** (issue 5; ratios of the medians above, same run, same interpreter):")
+    out.append("**Targets** (issue 5; ratios of the medians above, same run, same interpreter; the "
+               "overhead ratio compares what each adds to the C client's CPU, the cost of libcurl and "
+               "the kernel that no binding can remove):")
     out.append("")
     out += targets_table(results, summary)
     out.append("")
