@@ -62,13 +62,15 @@ PY_CLIENTS = [
     # curlmulti's own fast path: bodies written by C into a Buffer per handle.
     ("curlmulti-multi-buffer", ["client_pycurl.py", "--module", "curlmulti", "--driver", "multi",
                                 "--sink", "buffer"]),
+    ("curlmulti-async-buffer", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
+                                "--sink", "buffer"]),
     ("pycurl-multi", ["client_pycurl.py", "--module", "pycurl", "--driver", "multi"]),
     ("pycurl-async", ["client_pycurl.py", "--module", "pycurl", "--driver", "async"]),
     ("aiohttp", ["client_aiohttp.py"]),
     ("httpx", ["client_httpx.py"]),
 ]
-PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "pycurl-multi",
-                "pycurl-async", "aiohttp")
+PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "curlmulti-async-buffer",
+                "pycurl-multi", "pycurl-async", "aiohttp")
 
 T0 = time.time()
 
