@@ -30,6 +30,12 @@ import struct
 from ._curl import ffi, lib
 
 SIZE_MAX = int(ffi.cast("size_t", -1))
+# The C ranges of the trampolines' int and curl_socket_t results: a result
+# out of range is refused inside the body, where the error is stored, not by
+# cffi's conversion after it (printed as "Exception ignored" and lost).
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_SOCKET_BITS = 8 * ffi.sizeof("curl_socket_t") - 1
+_SOCKET_MIN, _SOCKET_MAX = -(1 << _SOCKET_BITS), (1 << _SOCKET_BITS) - 1
 SOCKET_BAD = -1
 READFUNC_ABORT = lib.CURL_READFUNC_ABORT
 READFUNC_PAUSE = lib.CURL_READFUNC_PAUSE
@@ -163,6 +169,8 @@ def _int_result(result, what):
         return 0
     if not isinstance(result, int):
         raise TypeError("%s callback must return an int or None, not %s" % (what, type(result).__name__))
+    if not _INT_MIN <= result <= _INT_MAX:
+        raise OverflowError("%s callback returned %d, out of range of a C int" % (what, result))
     return result
 
 
@@ -203,6 +211,8 @@ def cm_opensocket_cb(curl, _, purpose, address):
     if result is None:
         return SOCKET_BAD
     if isinstance(result, int):
+        if not _SOCKET_MIN <= result <= _SOCKET_MAX:
+            raise OverflowError("opensocket callback returned %d, out of range of a socket" % result)
         return result
     # libcurl owns the descriptor it gets; the Python object keeps its own.
     return os.dup(result.fileno())

@@ -651,6 +651,37 @@ def test_exception_in_callback_is_cause(httpbin, name):
     c.close()
 
 
+def _setup_closesocket_result(c, url, f):
+    c.setopt(c.URL, url("/get"))
+    c.setopt(c.FORBID_REUSE, 1)
+
+    def closesocket(fd):
+        os.close(fd)
+        return f(fd)
+
+    c.setopt(c.CLOSESOCKETFUNCTION, closesocket)
+
+
+@pytest.mark.parametrize("result", [1 << 70, -(1 << 70), 1 << 31, -(1 << 31) - 1])
+@pytest.mark.parametrize("name", ["SEEKFUNCTION", "IOCTLFUNCTION", "SOCKOPTFUNCTION",
+                                  "OPENSOCKETFUNCTION", "CLOSESOCKETFUNCTION"])
+def test_int_result_out_of_c_range_is_cause(httpbin, capfd, name, result):
+    """A result cffi cannot convert to the C return type is refused inside the
+    trampoline: stored and raised as __cause__, not printed and lost."""
+    setup, code = CALLBACKS[name]
+    if name == "CLOSESOCKETFUNCTION":
+        setup = _setup_closesocket_result
+    c = Curl()
+    c.setopt(c.WRITEFUNCTION, lambda data: None)
+    setup(c, httpbin, lambda *args: result)
+    with pytest.raises(error) as ei:
+        c.perform()
+    assert isinstance(ei.value.__cause__, OverflowError), repr(ei.value.__cause__)
+    assert ei.value.args[0] == code
+    c.close()
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("name", sorted(CALLBACKS))
 def test_keyboard_interrupt_in_callback(httpbin, name):
     setup, _ = CALLBACKS[name]
