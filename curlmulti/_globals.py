@@ -2,10 +2,16 @@
 
 import sys
 
+from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._errors import check_easy
 
 COMPILE_PY_VERSION_HEX = sys.hexversion
+# global_init() takes any combination of the GLOBAL_* flags, nothing else.
+_GLOBAL_FLAGS = 0
+for _name, _value in CONSTANTS.items():
+    if _name.startswith("GLOBAL_"):
+        _GLOBAL_FLAGS |= _value
 
 
 def _s(p):
@@ -31,6 +37,8 @@ def global_init(flags):
     """``curl_global_init``; libcurl also does this by itself."""
     if not isinstance(flags, int):
         raise TypeError("global_init() takes an int")
+    if flags < 0 or flags & ~_GLOBAL_FLAGS:
+        raise ValueError("invalid option to global_init")
     check_easy(lib.curl_global_init(flags))
 
 

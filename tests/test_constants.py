@@ -166,6 +166,14 @@ def test_global_init_bad_arguments():
         curlmulti.global_init("all")
     with pytest.raises(TypeError):
         curlmulti.global_init(None)
+    # As pycurl: only combinations of the GLOBAL_* flags.
+    known = 0
+    for name in dir(curlmulti):
+        if name.startswith("GLOBAL_"):
+            known |= getattr(curlmulti, name)
+    for bad in (12345, known + 1 if not known & (known + 1) else 1 << 20, 1 << 70, -1):
+        with pytest.raises(ValueError, match="invalid option to global_init"):
+            curlmulti.global_init(bad)
     curlmulti.global_init(curlmulti.GLOBAL_DEFAULT)   # counted: balanced below
     curlmulti.global_cleanup()
 
