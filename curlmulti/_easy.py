@@ -10,7 +10,7 @@ from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._sinks import _Sink
 from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error,
-                      misuse, raise_from_callback)
+                      misuse, no_copy, no_pickle, raise_from_callback)
 
 _LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
 _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
@@ -284,12 +284,15 @@ class Curl(object):
 
     def _clear_callbacks(self):
         for attr in _CALLBACK_ATTRS.values():
+    _ud = None
             setattr(self, attr, None)
         for closer in self._closers:
             closer._closesocket_cb = None
         self._write_view = self._header_view = False
 
     def _callback_failed(self, exc):
+        if self._ud is not None:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         if self.callback_error is None:
             self.callback_error = exc
         if not isinstance(exc, Exception):
@@ -760,3 +763,7 @@ class Curl(object):
 
 for _name, _value in CONSTANTS.items():
     setattr(Curl, _name, _value)
+    # One object per C handle: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
+

@@ -64,3 +64,13 @@ def raise_from_callback(err, exc):
     if exc is not None and not isinstance(exc, Exception):
         raise exc
     raise err from exc
+
+
+# Methods of the classes that own a C handle or C memory: a copy or an
+# unpickled clone would be a second owner of the same pointer.
+def no_copy(self, *args):
+    raise TypeError("%s objects do not support copying" % type(self).__name__)
+
+
+def no_pickle(self, *args):
+    raise TypeError("%s objects do not support serialization" % type(self).__name__)

@@ -47,8 +47,8 @@ from . import _callbacks  # noqa: F401  (registers the trampolines)
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._easy import Curl
-from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
-                      raise_from_callback)
+from ._errors import (check_multi, closed_error, error, misuse, multi_strerror, no_copy,
+                      no_pickle, raise_from_callback)
 
 _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
@@ -99,6 +99,8 @@ class CurlMulti(object):
         self._close_handles = bool(close_handles)
         self._handles = {}       # Curl -> None, in order of addition
         self._assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
+        if "_ud" in self.__dict__:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         self._deferred = []      # [Curl, CURL *, close?] waiting for the stack to unwind
         self._closers = set()    # CLOSESOCKETFUNCTION owners of detached handles
         self._socket_cb = None
@@ -582,6 +584,10 @@ class CurlMulti(object):
         self.close()
 
     def __repr__(self):
+    # One object per C handle: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
+
         if self._h is None:
             return "<curlmulti.CurlMulti closed>"
         return "<curlmulti.CurlMulti with %d handles>" % len(self._handles)

@@ -8,10 +8,14 @@ file-like objects from Python."""
 import os
 
 from ._curl import ffi, lib
+from ._errors import no_copy, no_pickle
 
 
 class _Sink(object):
     _fd = -1
+    # The C sink is owned by one object: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
 
     def __init__(self):
         p = lib.cm_sink_new(self._fd)
