@@ -258,12 +258,15 @@ class Curl(object):
     transfers run by a ``CurlMulti``)."""
 
     _h = None
+    _ud = None
     _busy = False
     _multi_ref = None
     _closers = ()  # every _SocketCloser made for this handle
     _sink_h = ffi.NULL  # the CURL * last given to a C sink
 
     def __init__(self):
+        if self._ud is not None:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         h = lib.curl_easy_init()
         if h == ffi.NULL:
             raise error(lib.CURLE_FAILED_INIT, "curl_easy_init() failed")
@@ -284,15 +287,12 @@ class Curl(object):
 
     def _clear_callbacks(self):
         for attr in _CALLBACK_ATTRS.values():
-    _ud = None
             setattr(self, attr, None)
         for closer in self._closers:
             closer._closesocket_cb = None
         self._write_view = self._header_view = False
 
     def _callback_failed(self, exc):
-        if self._ud is not None:
-            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         if self.callback_error is None:
             self.callback_error = exc
         if not isinstance(exc, Exception):
@@ -751,6 +751,10 @@ class Curl(object):
             if keep:
                 self._forget_sink()
 
+    # One object per C handle: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
+
     def __enter__(self):
         return self
 
@@ -763,7 +767,3 @@ class Curl(object):
 
 for _name, _value in CONSTANTS.items():
     setattr(Curl, _name, _value)
-    # One object per C handle: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
-

@@ -96,11 +96,11 @@ class CurlMulti(object):
     _add_refused = False   # and the timer callback returned -1
 
     def __init__(self, close_handles=False):
+        if "_ud" in self.__dict__:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         self._close_handles = bool(close_handles)
         self._handles = {}       # Curl -> None, in order of addition
         self._assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
-        if "_ud" in self.__dict__:
-            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         self._deferred = []      # [Curl, CURL *, close?] waiting for the stack to unwind
         self._closers = set()    # CLOSESOCKETFUNCTION owners of detached handles
         self._socket_cb = None
@@ -577,6 +577,10 @@ class CurlMulti(object):
         self._h = None
         self._teardown(h, self._close_handles)
 
+    # One object per C handle: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
+
     def __enter__(self):
         return self
 
@@ -584,10 +588,6 @@ class CurlMulti(object):
         self.close()
 
     def __repr__(self):
-    # One object per C handle: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
-
         if self._h is None:
             return "<curlmulti.CurlMulti closed>"
         return "<curlmulti.CurlMulti with %d handles>" % len(self._handles)
