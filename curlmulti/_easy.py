@@ -92,6 +92,13 @@ _RESERVED = {_opt(n) for n in (
     "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "SHARE", "MIMEPOST",
 )} - {-1}
 
+# The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
+# ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
+# in an unsigned long is passed as its C bit pattern; other longs must fit.
+_UNSIGNED_LONGS = {_opt(n) for n in (
+    "HTTPAUTH", "PROXYAUTH", "SOCKS5_AUTH", "SSH_AUTH_TYPES", "PROTOCOLS", "REDIR_PROTOCOLS",
+)} - {-1}
+
 _INFO_TYPEMASK = lib.CM_INFO_TYPEMASK
 _INFO_LONG = lib.CM_INFO_LONG
 _LONG_MIN = -_LONG_MAX - 1
@@ -122,9 +129,9 @@ def _c_string(value, option):
 def _c_long(value, option):
     if not isinstance(value, int):
         raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
-    if _LONG_MAX < value < _ULONG_SPAN:  # unsigned bitmasks such as HTTPAUTH_ANY
-        value -= _ULONG_SPAN
-    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
+    if not _LONG_MIN <= value <= _LONG_MAX:
+        if option in _UNSIGNED_LONGS and _LONG_MAX < value < _ULONG_SPAN:
+            return value - _ULONG_SPAN  # an unsigned bitmask such as HTTPAUTH_ANY
         raise OverflowError("option %d: %d does not fit in a C long" % (option, value))
     return value
 
@@ -705,7 +712,8 @@ class Curl(object):
             for option, attr in _CALLBACK_ATTRS.items():
                 func = getattr(self, attr)
                 if func is not None:
-                    dup._set_callback(h2, option, func)
+                    view_attr = _VIEW_ATTRS.get(option)
+                    dup._set_callback(h2, option, func, view_attr is not None and getattr(self, view_attr))
         except BaseException:
             dup.close()
             raise

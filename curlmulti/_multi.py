@@ -501,7 +501,8 @@ class CurlMulti(object):
             if isinstance(value, float) or not isinstance(value, int):
                 raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
             if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
-                raise ValueError("option %d: %d is out of range" % (option, value))
+                raise OverflowError("option %d: %d does not fit in a C %s"
+                                    % (option, value, "long" if base == 0 else "curl_off_t"))
             if base == 0:
                 check_multi(lib.cm_multi_setopt_long(h, option, value))
             else:
@@ -520,6 +521,8 @@ class CurlMulti(object):
                     v = v.encode("ascii")
                 elif not isinstance(v, bytes):
                     raise TypeError("option %d takes a list of str, not %s" % (option, type(v).__name__))
+                if 0 in v:
+                    raise ValueError("option %d: value contains a NUL byte" % option)
                 items.append(ffi.new("char[]", v))
             array = ffi.new("char *[]", items + [_NULL])
             check_multi(lib.cm_multi_setopt_ptr(h, option, array))

@@ -90,6 +90,23 @@ def test_long_option_bad_values():
     c.close()
 
 
+def test_long_options_do_not_wrap():
+    """Only the unsigned bitmask options take values past LONG_MAX (as their C
+    bit pattern, for HTTPAUTH_ANY and co); any other long must fit."""
+    c = Curl()
+    for name, big in [("MAXREDIRS", (1 << 64) - 1), ("TIMEOUT", 1 << 63), ("VERBOSE", 1 << 63)]:
+        with pytest.raises(OverflowError):
+            c.setopt(getattr(c, name), big)
+    for name in ("HTTPAUTH", "PROXYAUTH"):
+        c.setopt(getattr(c, name), curlmulti.HTTPAUTH_ANY)
+        c.setopt(getattr(c, name), (1 << 64) - 1)
+        with pytest.raises(OverflowError):
+            c.setopt(getattr(c, name), 1 << 64)
+    c.setopt(c.MAXREDIRS, (1 << 63) - 1)
+    c.setopt(c.MAXREDIRS, -1)
+    c.close()
+
+
 # -- curl_off_t options -----------------------------------------------------
 
 def test_off_t_resume_beyond_4gib(big_body_server):
@@ -1033,3 +1050,32 @@ def test_httppost_bad_values(tmp_path):
         c.setopt(c.HTTPPOST, [("f", (c.FORM_FILE, str(tmp_path / "missing")))])
     assert ei.value.args[0] == curlmulti.E_READ_ERROR
     c.close()
+
+
+def test_duphandle_keeps_use_memoryview(httpbin):
+    got = []
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/100"))
+    c.setopt(c.WRITEFUNCTION, lambda data: got.append(type(data)), use_memoryview=True)
+    c.setopt(c.HEADERFUNCTION, lambda line: got.append(type(line)), use_memoryview=True)
+    d = c.duphandle()
+    c.close()
+    d.perform()
+    assert got and set(got) == {memoryview}
+    d.close()
+
+
+def test_second_init_keeps_the_handle(httpbin):
+    """As in pycurl, __init__ on a set-up Curl does nothing (it used to replace
+    the handle and leak the old one)."""
+    c = Curl()
+    c.setopt(c.URL, httpbin("/get"))
+    body = io.BytesIO()
+    c.setopt(c.WRITEFUNCTION, body.write)
+    c.__init__()
+    gc.collect()
+    c.perform()                          # the options are still there
+    assert c.getinfo(c.RESPONSE_CODE) == 200 and body.getvalue()
+    c.close()
+    c.__init__()
+    assert c.closed

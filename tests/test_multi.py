@@ -426,8 +426,11 @@ def test_int_options_reject_other_types(multi, name, value):
 
 
 def test_int_option_out_of_range(multi):
-    with pytest.raises(ValueError):
-        multi.setopt(pycurl.M_MAXCONNECTS, 1 << 80)
+    # As Curl.setopt: OverflowError past the C long (or curl_off_t) range.
+    for big in (1 << 80, 1 << 63, -(1 << 63) - 1):
+        with pytest.raises(OverflowError):
+            multi.setopt(pycurl.M_MAXCONNECTS, big)
+    multi.setopt(pycurl.M_MAXCONNECTS, (1 << 63) - 1)
 
 
 @pytest.mark.parametrize("name", ["M_PIPELINING_SITE_BL", "M_PIPELINING_SERVER_BL"])
@@ -442,6 +445,9 @@ def test_blocklist_options_take_lists_of_str(multi, name):
         multi.setopt(option, [1])
     with pytest.raises(TypeError):
         multi.setopt(option, "example.com")
+    for bad in (["a\0b"], [b"example.com", b"a\0"]):   # as Curl.setopt: not cut at the NUL
+        with pytest.raises(ValueError):
+            multi.setopt(option, bad)
 
 
 @pytest.mark.parametrize("name", ["M_SOCKETFUNCTION", "M_TIMERFUNCTION"])
