@@ -1,6 +1,7 @@
 """``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
 
 import errno
+import gc
 import io
 import threading
 import weakref
@@ -256,6 +257,24 @@ class _SocketCloser(object):
             curl._callback_failed(exc)
 
 
+class _Attached(object):
+    """What ``Curl._multi_ref`` becomes once the Curl, while attached, has
+    replaced an object libcurl may still be reading (a POSTFIELDS buffer,
+    an HTTPPOST form, a slist of a transfer in flight): it stands for the
+    multi's weakref and holds those objects.  Every detach sets
+    ``_multi_ref`` to None after ``curl_multi_remove_handle``, so they are
+    freed then, and the hot paths never look at them."""
+
+    __slots__ = ("ref", "retired")
+
+    def __init__(self, ref):
+        self.ref = ref
+        self.retired = []
+
+    def __call__(self):
+        return self.ref()
+
+
 class Curl(object):
     """A libcurl easy handle (``curl_easy_init``), pycurl-compatible.
 
@@ -267,7 +286,7 @@ class Curl(object):
     _h = None
     _ud = None
     _busy = False
-    _multi_ref = None
+    _multi_ref = None  # the multi's weakref, or an _Attached standing for it
     _closers = ()  # every _SocketCloser made for this handle
     _sink_h = ffi.NULL  # the CURL * last given to a C sink
 
@@ -370,7 +389,7 @@ class Curl(object):
         elif kind == _SLIST:
             slist = _Slist(value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, option, slist.ptr))
-            self._keep[option] = slist  # libcurl keeps the pointer
+            self._hold(option, slist)  # libcurl keeps the pointer
         elif kind == _OFF_T:
             if not isinstance(value, int):
                 raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
@@ -386,21 +405,46 @@ class Curl(object):
                 raise TypeError("option %d takes an object with a %s() method" % (option, method))
             self._set_callback(h, func_option, func)
         elif option == _HTTPPOST:
+            if self._multi_ref is not None:
+                # libcurl sends from the form set now, so replacing it would
+                # change a body in flight.
+                self._refuse_attached("set HTTPPOST")
             form = _Form(h, value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, form.ptr))
-            self._keep[option] = form  # libcurl reads it at each transfer
+            self._hold(option, form)  # libcurl reads it at each transfer
         elif option == _POSTFIELDS:
             data = _to_bytes(value, option)
             buf = ffi.new("char[]", data)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, buf))
-            self._keep[option] = buf  # libcurl keeps the pointer
+            self._hold(option, buf)  # libcurl keeps the pointer
         elif option == _COPYPOSTFIELDS:
             data = _to_bytes(value, option)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.new("char[]", data)))
         else:
             raise TypeError("option %d is not supported by curlmulti.Curl.setopt" % option)
+
+    def _refuse_attached(self, what):
+        """For what libcurl cannot take while a transfer may be in flight."""
+        if self._attached_multi() is None:
+            gc.collect()  # a multi nothing refers to detaches its handles when collected
+        if self._multi_ref is not None:
+            raise misuse("cannot %s - the Curl object is attached to a CurlMulti "
+                         "(remove_handle() it first)" % what)
+
+    def _hold(self, option, obj):
+        """Keep obj (None: nothing) as what libcurl points at for option.  The
+        object it replaces is freed now, or, while the handle is attached to a
+        CurlMulti (a transfer may be reading it), when it is detached."""
+        old = self._keep.pop(option, None)
+        if obj is not None:
+            self._keep[option] = obj
+        ref = self._multi_ref
+        if old is not None and ref is not None:
+            if type(ref) is not _Attached:
+                ref = self._multi_ref = _Attached(ref)
+            ref.retired.append(old)
 
     def _set_callback(self, h, option, func, view=False):
         attr = _CALLBACK_ATTRS.get(option)
@@ -468,13 +512,15 @@ class Curl(object):
         elif option in _FILE_OPTIONS:
             self.unsetopt(_FILE_OPTIONS[option][0])
         elif option == _HTTPPOST:
+            if self._multi_ref is not None:
+                self._refuse_attached("unset HTTPPOST")
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, ffi.NULL))
-            self._keep.pop(option, None)
+            self._hold(option, None)
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
                 check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
-            self._keep.pop(option, None)
+            self._hold(option, None)
         elif option in _RESERVED:
             raise TypeError("option %d is not supported by curlmulti.Curl.unsetopt" % option)
         else:
@@ -690,8 +736,12 @@ class Curl(object):
     # -- life cycle ---------------------------------------------------------
 
     def reset(self):
-        """``curl_easy_reset``: every option back to its default."""
+        """``curl_easy_reset``: every option back to its default.  Refused
+        while the handle is attached to a CurlMulti: libcurl's reset frees
+        the state of a transfer in flight (remove_handle() first)."""
         h = self._idle_handle("reset")
+        if self._multi_ref is not None:
+            self._refuse_attached("invoke reset()")
         lib.curl_easy_reset(h)
         self._forget_sink()
         self._keep = {}  # libcurl no longer points at them

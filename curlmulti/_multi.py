@@ -5,6 +5,9 @@ Lifetimes
 1. While a ``Curl`` is attached, the multi holds it strongly (``_handles``)
    and the Curl holds the multi only weakly (``Curl._multi_ref``), so an
    attached handle needs no other reference and a dropped multi is freed.
+   What a Curl replaces while attached (a POSTFIELDS buffer, a slist: a
+   transfer in flight may still read it) hangs off ``_multi_ref`` (an
+   ``_easy._Attached``), so every detach frees it once libcurl let go.
    libcurl's SOCKETDATA/TIMERDATA point at an ``_Owner`` that refers to the
    multi weakly too: no cycle, so on CPython a dropped multi is freed (and
    its handles detached) at once, as in pycurl, not at the next collection.
@@ -274,8 +277,9 @@ class CurlMulti(object):
 
     def _unlink(self, curl):
         self._handles.pop(curl, None)
-        if curl._multi_ref is self._ref:
-            curl._multi_ref = None
+        ref = curl._multi_ref
+        if ref is self._ref or getattr(ref, "ref", None) is self._ref:
+            curl._multi_ref = None  # frees what the Curl retired while attached
         closers = curl._closers
         if closers:
             self._closers.update(closers)

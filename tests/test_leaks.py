@@ -291,3 +291,36 @@ def test_no_reference_held_on_values():
         c.setopt(c.POSTFIELDS, data)
     assert [sys.getrefcount(o) for o in (url, headers, data)] == before
     c.close()
+
+
+@pytest.mark.parametrize("detach", ["remove_handle", "close", "multi_close"])
+def test_replaced_while_attached_released_when_detached(detach):
+    """What a Curl replaces while attached (libcurl may still be reading it) is
+    kept until the handle is detached, then freed: the RSS stays flat."""
+    m = curlmulti.CurlMulti()
+    collect()
+    before = rss()
+    for i in range(24):
+        c = Curl()
+        c.setopt(c.URL, "http://127.0.0.1:9/")
+        c.setopt(c.POSTFIELDS, bytes(8 << 20))
+        c.setopt(c.HTTPHEADER, ["X-A: %d" % i])
+        m.add_handle(c)
+        c.setopt(c.POSTFIELDS, bytes(8 << 20))    # the first buffer is retired
+        c.unsetopt(c.POSTFIELDS)                  # the second too
+        c.setopt(c.HTTPHEADER, ["X-B: 1"])
+        if detach == "remove_handle":
+            m.remove_handle(c)
+            c.close()
+        elif detach == "close":
+            c.close()
+        else:
+            m.close()
+            m = curlmulti.CurlMulti()
+            c.close()
+        del c
+        collect()
+    m.close()
+    collect()
+    grown = rss() - before
+    assert grown < 64 << 20, "%d MiB kept" % (grown >> 20)

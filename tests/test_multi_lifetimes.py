@@ -591,6 +591,152 @@ def left_alive_at_interpreter_exit(pycurl, url):
         keep.append(c)
 
 
+def _upload_in_flight(pycurl, url, m, body, out, **options):
+    """A Curl posting body to /echo, attached to m and driven until part of
+    the body is sent."""
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url + "/echo")
+    for name, value in options.items():
+        c.setopt(getattr(pycurl, name), value)
+    c.setopt(pycurl.WRITEFUNCTION, out.write)
+    m.add_handle(c)
+    end = time.monotonic() + 15
+    while c.getinfo(pycurl.SIZE_UPLOAD_T) == 0:
+        assert time.monotonic() < end, "the upload did not start"
+        m.perform()
+        m.select(0.01)
+    assert c.getinfo(pycurl.SIZE_UPLOAD_T) < len(body), "the upload is not in flight"
+    return c
+
+
+def _replace_mid_upload(pycurl, url, change):
+    body = bytes(range(256)) * (128 << 10)           # 32 MiB, large enough to be mmap'ed
+    m = pycurl.CurlMulti()
+    out = io.BytesIO()
+    c = _upload_in_flight(pycurl, url, m, body, out, POSTFIELDS=body,
+                          HTTPHEADER=["Content-Type: application/x-test", "X-Pad: " + "a" * 200])
+    change(c)
+    collect()
+    junk = [bytes([66]) * (1 << 20) for _ in range(48)]   # reuses freed memory
+    drive(m)
+    assert drain(m) == ([c], [])
+    assert c.getinfo(pycurl.RESPONSE_CODE) == 200
+    assert out.getvalue() == body, "the body in flight changed"
+    del junk
+    # The next transfer sends what was set meanwhile.
+    m.remove_handle(c)
+    out.seek(0)
+    out.truncate()
+    m.add_handle(c)
+    drive(m)
+    assert drain(m) == ([c], [])
+    m.close()
+    c.close()
+    return out.getvalue()
+
+
+@scenario
+def postfields_and_slist_replaced_mid_upload(pycurl, url):
+    def change(c):
+        c.setopt(pycurl.POSTFIELDS, b"x=1")
+        c.setopt(pycurl.HTTPHEADER, ["X-B: 1"])
+    assert _replace_mid_upload(pycurl, url, change) == b"x=1"
+
+
+@scenario
+def postfields_and_slist_unset_mid_upload(pycurl, url):
+    def change(c):
+        c.unsetopt(pycurl.POSTFIELDS)
+        c.setopt(pycurl.HTTPHEADER, None)
+        c.setopt(pycurl.POSTFIELDS, None)
+        c.setopt(pycurl.POSTFIELDS, b"")
+    assert _replace_mid_upload(pycurl, url, change) == b""
+
+
+@scenario
+def reset_and_httppost_refused_while_attached(pycurl, url):
+    """libcurl's reset frees the state of a transfer in flight, and a form set
+    mid-transfer would change the body being sent: both are refused while the
+    handle is attached, and work again once it is removed."""
+    part = bytes(range(256)) * (64 << 10)            # 16 MiB
+    m = pycurl.CurlMulti()
+    out = io.BytesIO()
+    c = _upload_in_flight(pycurl, url, m, part, out,
+                          HTTPPOST=[("f", (pycurl.FORM_BUFFER, "f.bin", pycurl.FORM_BUFFERPTR, part))])
+    for attempt in (c.reset, lambda: c.setopt(pycurl.HTTPPOST, [("g", "x")]),
+                    lambda: c.unsetopt(pycurl.HTTPPOST), lambda: c.setopt(pycurl.HTTPPOST, None)):
+        try:
+            attempt()
+        except pycurl.error as e:
+            assert e.args[0] == 0 and "attached to a CurlMulti" in e.args[1], e.args
+        else:
+            raise AssertionError("not refused while attached")
+    collect()
+    drive(m)
+    assert drain(m) == ([c], [])
+    assert part in out.getvalue() and b'name="f"' in out.getvalue()
+    m.remove_handle(c)
+    c.setopt(pycurl.HTTPPOST, [("g", "x")])
+    c.reset()
+    m.close()
+    c.close()
+
+
+@scenario
+def copy_and_pickle_refused(pycurl, url):
+    import copy
+    import pickle
+    import tempfile
+    m = pycurl.CurlMulti()
+    c = easy(pycurl, url + "/get")
+    m.add_handle(c)
+    with tempfile.TemporaryFile() as f:
+        objects = [c, m, pycurl.Curl(), pycurl.CurlMulti(), pycurl.Buffer(), pycurl.FileSink(f)]
+        for obj in objects:
+            for attempt in (copy.copy, copy.deepcopy, pickle.dumps,
+                            lambda o: pickle.dumps(o, protocol=0), lambda o: o.__reduce_ex__(2)):
+                try:
+                    attempt(obj)
+                except TypeError:
+                    pass
+                else:
+                    raise AssertionError("%r was copied or pickled" % (obj,))
+        drive(m)
+        assert drain(m) == ([c], [])
+        for obj in objects:
+            if hasattr(obj, "close"):
+                obj.close()
+        del objects
+        collect()
+
+
+@scenario
+def second_init_does_nothing(pycurl, url):
+    """As in pycurl, calling __init__ again keeps the handle (it used to
+    replace it under libcurl's feet)."""
+    m = pycurl.CurlMulti()
+    c = easy(pycurl, url + "/get")
+    m.add_handle(c)
+    c.__init__()
+    m.__init__()
+    m.__init__(close_handles=True)
+    collect()
+    assert c in m and c.multi() is m
+    drive(m)
+    assert drain(m) == ([c], [])
+    c.close()
+    c.__init__()
+    assert c.closed
+    m.close()
+    m.__init__()
+    assert m.closed
+    c = easy(pycurl, url + "/get")
+    c.perform()
+    c.__init__()
+    c.perform()
+    c.close()
+
+
 # ---------------------------------------------------------------- the tests (pytest side)
 
 def _run(name, url):
