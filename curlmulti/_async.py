@@ -179,9 +179,11 @@ class AsyncCurlMulti(object):
 
     def remove_handle(self, curl: Curl) -> None:
         """Remove ``curl`` and cancel its future.  RuntimeError if it is not
-        registered or after aclose(); ``error`` if libcurl refuses."""
+        registered, after aclose() or from another event loop; ``error`` if
+        libcurl refuses."""
         if self._closed:
             raise RuntimeError("AsyncCurlMulti is closed")
+        self._check_loop()
         try:
             fut = self._futures.pop(curl)
         except (KeyError, TypeError):
@@ -198,7 +200,8 @@ class AsyncCurlMulti(object):
     def futures(self, curls: Optional[Iterable[Curl]] = None) -> "Tuple[asyncio.Future[Curl], ...]":
         """A snapshot tuple of the pending futures: all of them in order of
         addition, or those of ``curls`` in its order (KeyError for a handle
-        that is not registered)."""
+        that is not registered).  RuntimeError from another event loop."""
+        self._check_loop()
         futures = self._futures
         if curls is None:
             return tuple([f for f in futures.values() if not f.done()])
@@ -277,6 +280,16 @@ class AsyncCurlMulti(object):
             state._abandon()
 
     # -- the driver ---------------------------------------------------------------
+
+    def _check_loop(self):
+        """RuntimeError unless called from the bound loop (or, while it is not
+        running, from code outside any loop)."""
+        loop = self._loop
+        if loop is None:
+            return
+        running = asyncio._get_running_loop()
+        if running is not loop and (running is not None or loop.is_running()):
+            raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
 
     def _bind(self, loop):
         if self._loop is not None:

@@ -121,6 +121,43 @@ def test_bound_to_the_first_loop(httpd):
     assert multi.closed
 
 
+def test_remove_handle_and_futures_from_another_loop_are_refused(httpd):
+    multi = AsyncCurlMulti()
+    loop_a = asyncio.new_event_loop()
+    try:
+        curl = make(httpd.url("/delay/5000"))
+
+        async def add():
+            return multi.add_handle(curl)
+
+        fut = loop_a.run_until_complete(add())
+
+        async def other():
+            with pytest.raises(RuntimeError, match="different event loop"):
+                multi.remove_handle(curl)
+            with pytest.raises(RuntimeError, match="different event loop"):
+                multi.futures()
+            with pytest.raises(RuntimeError, match="different event loop"):
+                multi.futures([curl])
+
+        asyncio.run(other())
+        assert not fut.done() and attached(curl, multi)
+
+        async def from_a_thread():  # while loop A runs, in another thread
+            with pytest.raises(RuntimeError, match="different event loop"):
+                await loop_a.run_in_executor(None, multi.futures)
+            assert multi.futures() == (fut,)  # from the bound loop itself
+
+        loop_a.run_until_complete(from_a_thread())
+        # From plain code, with the bound loop not running: allowed.
+        assert multi.futures() == (fut,)
+        multi.remove_handle(curl)
+        assert fut.cancelled() and not attached(curl, multi)
+        loop_a.run_until_complete(multi.aclose())
+    finally:
+        loop_a.close()
+
+
 def test_aclose_from_another_running_loop_is_refused(httpd):
     multi = AsyncCurlMulti()
     loop_a = asyncio.new_event_loop()
