@@ -154,8 +154,8 @@ class Stream(object):
     """A running transfer whose response is read as it arrives.
 
     Made by ``AsyncCurlMulti.stream(curl, max_buffer, upload)``, which
-    installs the header, write (and read) callbacks on ``curl`` and starts
-    it::
+    starts ``curl`` and installs the header, write (and read) callbacks on
+    it (if the start is refused, ``curl`` is left as it was)::
 
         async with multi.stream(curl) as stream:
             head = await stream.head()          # ResponseHead
@@ -170,6 +170,8 @@ class Stream(object):
     def __init__(self, multi, curl, max_buffer=1 << 20, upload=None):
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ValueError("max_buffer must be a positive int")
+        if upload is not None:
+            _Upload.check(upload)
         self.curl = curl
         self.pauses = 0
         self.send_pauses = 0
@@ -185,13 +187,23 @@ class Stream(object):
         self._head_waiter = None
         self._parser = HeadParser()
         self._ended = False
-        curl.setopt(_HEADERFUNCTION, self._on_header)
-        curl.setopt(_WRITEFUNCTION, self._on_write)
-        if _SUPPRESS_CONNECT_HEADERS is not None:
-            curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # proxy CONNECT heads are not the response
-        self._upload = _Upload(self, upload, max_buffer) if upload is not None else None
+        self._upload = None
+        # Added first, so that a refused add (already registered, attached
+        # elsewhere, no running loop, closed) leaves the handle and whatever
+        # transfer it runs untouched.  libcurl calls none of the handle's
+        # callbacks before the next socket_action, so ours are in time.
         self.future = fut = multi.add_handle(curl)
         self._loop = multi._loop
+        try:
+            curl.setopt(_HEADERFUNCTION, self._on_header)
+            curl.setopt(_WRITEFUNCTION, self._on_write)
+            if _SUPPRESS_CONNECT_HEADERS is not None:
+                curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # proxy CONNECT heads are not the response
+            if upload is not None:
+                self._upload = _Upload(self, upload, max_buffer)
+        except BaseException:
+            fut.cancel()  # removes the handle
+            raise
         fut.add_done_callback(self._on_done)
         if self._upload is not None:
             self._upload.start(self._loop)
@@ -353,9 +365,13 @@ class Stream(object):
 class _Upload(object):
     """The request body of a Stream, pumped from an (async) iterable."""
 
-    def __init__(self, stream, source, limit):
+    @staticmethod
+    def check(source):
         if not (hasattr(source, "__aiter__") or hasattr(source, "__iter__")) or isinstance(source, (bytes, str)):
             raise TypeError("upload must be an iterable or async iterable of bytes")
+
+    def __init__(self, stream, source, limit):
+        self.check(source)
         self._stream = stream
         self._source = source
         self._limit = limit

@@ -257,6 +257,55 @@ def test_max_buffer_is_checked():
     asyncio.run(multi.aclose())
 
 
+def _own_callbacks(url):
+    """A Curl whose header and write callbacks collect into two lists."""
+    curl = make(url)
+    head, body = [], []
+    curl.setopt(pycurl.HEADERFUNCTION, head.append)
+    curl.setopt(pycurl.WRITEFUNCTION, body.append)
+    return curl, head, body
+
+
+async def test_refused_stream_leaves_the_handle_untouched(httpd):
+    async with AsyncCurlMulti() as multi:
+        # Already registered: its running transfer keeps its callbacks.
+        curl, head, body = _own_callbacks(httpd.url("/drip/5/100/50"))
+        fut = multi.add_handle(curl)
+        with pytest.raises(RuntimeError, match="already registered"):
+            multi.stream(curl)
+        with pytest.raises(RuntimeError, match="already registered"):
+            multi.stream(curl, upload=[b"x"])
+        assert await fut is curl
+        assert head and b"".join(body) == b"x" * 500
+        # Attached to another CurlMulti: refused by it, the handle untouched.
+        other = pycurl.CurlMulti()
+        curl, head, body = _own_callbacks(httpd.url("/bytes/1000"))
+        other.add_handle(curl)
+        with pytest.raises(pycurl.error):
+            multi.stream(curl)
+        assert multi.futures() == ()
+        while other.perform()[1]:
+            other.select(1.0)
+        assert head and b"".join(body) == body_bytes(1000)
+        other.close()
+    # After aclose().
+    curl, head, body = _own_callbacks(httpd.url("/bytes/1000"))
+    with pytest.raises(RuntimeError, match="closed"):
+        multi.stream(curl)
+    curl.perform()
+    assert head and b"".join(body) == body_bytes(1000)
+
+
+def test_stream_without_a_running_loop_leaves_the_handle_untouched(httpd):
+    multi = AsyncCurlMulti()
+    curl, head, body = _own_callbacks(httpd.url("/bytes/1000"))
+    with pytest.raises(RuntimeError):
+        multi.stream(curl)
+    curl.perform()
+    assert head and b"".join(body) == body_bytes(1000)
+    asyncio.run(multi.aclose())
+
+
 # -- uploads -------------------------------------------------------------------------
 
 
