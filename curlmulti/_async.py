@@ -391,17 +391,19 @@ class AsyncCurlMulti(object):
 
     def _on_timeout(self):
         self._timer = None
-        self._action(_SOCKET_TIMEOUT, 0)
-        if self._timer is None and not self._closed and self._futures:
-            # libcurl does not repeat an unchanged timeout: if it was not due
-            # yet by its clock, ask again rather than stall.
-            try:
-                left = self._multi.timeout()
-            except Exception as exc:
-                self._driver_failed(exc)
-                return
-            if left >= 0:
-                self._on_timer(max(left, 1))
+        try:
+            self._action(_SOCKET_TIMEOUT, 0)
+        finally:
+            if self._timer is None and not self._closed and self._futures:
+                # libcurl does not repeat an unchanged timeout: if it was not
+                # due yet by its clock, ask again rather than stall.
+                try:
+                    left = self._multi.timeout()
+                except Exception as exc:
+                    self._driver_failed(exc)
+                    left = -1
+                if left >= 0:
+                    self._on_timer(max(left, 1))
 
     def _kick(self):
         """Run libcurl's expired timers soon (after an unpause), without
@@ -596,7 +598,17 @@ class AsyncCurlMulti(object):
             })
 
     def _poke_touched(self):
+        """Ask the requests whose callbacks ran for updates.  A request whose
+        has_update() raised has already failed (see _RequestState._poke);
+        KeyboardInterrupt/SystemExit leave after the whole batch."""
         touched, self._touched = self._touched, []
+        escaped = None
         for state in touched:
-            state._poke()
+            try:
+                state._poke()
+            except BaseException as exc:
+                if escaped is None:
+                    escaped = exc
+        if escaped is not None:
+            raise escaped
 

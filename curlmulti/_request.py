@@ -27,17 +27,24 @@ How it runs on the driver (pure Python, no ``lib``/``ffi``):
   ``process()`` call, so a slow consumer bounds the request's buffering.
 * Cancelling a waiting ``process()`` call abandons the request: its transfer
   is removed at once.  ``multi.abandon(request)`` does the same between calls.
+* ``has_update()`` raising when the driver asks it fails that request's
+  transfer as an exception in one of its callbacks would: with ``error``
+  whose ``__cause__`` is the exception (KeyboardInterrupt and SystemExit as
+  themselves, then they leave the loop).  The ``process()`` call raises it;
+  the other requests of the batch are still asked.
 """
 
 import collections
 
 from ._constants import CONSTANTS
 from ._easy import Curl
+from ._errors import error
 from ._sinks import _Sink
 from ._stream import HeadParser
 
 _PAUSE_ALL = CONSTANTS["PAUSE_ALL"]
 _PAUSE_CONT = CONSTANTS["PAUSE_CONT"]
+_E_ABORTED_BY_CALLBACK = CONSTANTS["E_ABORTED_BY_CALLBACK"]
 
 # Options whose Python callable may produce an update.
 _WRAPPED = frozenset(CONSTANTS[n] for n in (
@@ -101,6 +108,16 @@ class InfoHandle(object):
         return self._handle().getinfo_raw(info)
 
 
+def _request_error(exc, method):
+    """What a transfer fails with when a request method the driver called
+    raised exc."""
+    if not isinstance(exc, Exception):
+        return exc  # KeyboardInterrupt, SystemExit travel as themselves
+    err = error(_E_ABORTED_BY_CALLBACK, "%s() raised %s: %s" % (method, type(exc).__name__, exc))
+    err.__cause__ = exc
+    return err
+
+
 class _RequestState(object):
     """A request in flight on one AsyncCurlMulti."""
 
@@ -133,7 +150,14 @@ class _RequestState(object):
         fut = self.future
         if fut is None or fut.done():
             return  # the done callback wakes the waiter
-        if not self.request.has_update():
+        try:
+            ready = self.request.has_update()
+        except BaseException as exc:
+            self.multi._fail_transfer(self.curl, _request_error(exc, "has_update"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not ready:
             return
         w = self.waiter
         if w is not None:
@@ -187,6 +211,8 @@ class _RequestState(object):
                 self.multi.remove_handle(self.curl)
             except RuntimeError:
                 pass  # already gone (the multi is closing)
+        elif fut is not None and not fut.cancelled():
+            fut.exception()  # nobody will ask for the outcome: no "never retrieved" warning
         w = self.waiter
         if w is not None:
             self.waiter = None

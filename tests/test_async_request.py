@@ -308,3 +308,92 @@ async def test_callback_exception_in_a_request(httpd):
         with pytest.raises(pycurl.error) as info:
             await collect(multi, Req(httpd.url("/bytes/100")))
         assert isinstance(info.value.__cause__, Boom)
+
+
+class _QuietRequest(object):
+    """A request with no updates whose has_update() raises ``exc`` on call
+    number ``at`` (only then with ``once``, else from then on)."""
+
+    def __init__(self, url, exc, at=2, once=False):
+        self.url, self.exc, self.at, self.once = url, exc, at, once
+        self.calls = 0
+        self.completed_called = False
+
+    def configure_handle(self, handle):
+        handle.setopt(pycurl.URL, self.url)
+        handle.setopt(pycurl.WRITEFUNCTION, lambda data: None)
+
+    def has_update(self):
+        self.calls += 1
+        if self.calls == self.at or (self.calls > self.at and not self.once):
+            raise self.exc
+        return False
+
+    def get_update(self):
+        return None
+
+    def completed(self, info):
+        self.completed_called = True
+        return info.getinfo(pycurl.RESPONSE_CODE)
+
+
+async def test_has_update_raising_in_the_driver_fails_that_request(httpd):
+    loop = asyncio.get_running_loop()
+    reported = []
+    loop.set_exception_handler(lambda loop, ctx: reported.append(ctx))
+    try:
+        async with AsyncCurlMulti() as multi:
+            goods = [HTTPRequest(httpd.url("/drip/5/100/20")) for _ in range(3)]
+            tasks = [asyncio.ensure_future(collect(multi, r)) for r in goods]
+            # Raising from the driver's call on: process() raises it itself.
+            t0 = loop.time()
+            with pytest.raises(ZeroDivisionError):
+                await asyncio.wait_for(multi.process(_QuietRequest(httpd.url("/stall"), ZeroDivisionError())), 2)
+            # Raising in the driver's call only: error caused by it, at the end.
+            once = _QuietRequest(httpd.url("/stall"), ValueError("once"), once=True)
+            with pytest.raises(pycurl.error) as info:
+                await asyncio.wait_for(multi.process(once), 2)
+            assert isinstance(info.value.__cause__, ValueError)
+            assert info.value.args[0] == pycurl.E_ABORTED_BY_CALLBACK
+            assert not once.completed_called
+            assert loop.time() - t0 < 1.5
+            assert multi._requests.keys() <= set(goods)
+            # The other requests were not disturbed, and the driver works on.
+            for items in await asyncio.wait_for(asyncio.gather(*tasks), 5):
+                assert items[-1].status == 200 and items[-1].body_size == 500
+            assert (await collect(multi, HTTPRequest(httpd.url("/bytes/1000"))))[-1].body_size == 1000
+            assert multi.futures() == () and multi._requests == {}
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+
+
+def test_keyboard_interrupt_in_has_update_travels_as_itself(httpd):
+    loop = asyncio.new_event_loop()
+    multi = AsyncCurlMulti()
+    try:
+        bad = _QuietRequest(httpd.url("/stall"), KeyboardInterrupt(), once=True)
+        good = HTTPRequest(httpd.url("/drip/5/100/20"))
+        tasks = []
+
+        async def main():
+            tasks.append(asyncio.ensure_future(multi.process(bad)))
+            tasks.append(asyncio.ensure_future(collect(multi, good)))
+            await asyncio.sleep(5)
+
+        runner = loop.create_task(main())
+        with pytest.raises(KeyboardInterrupt):  # out of the loop, as from any callback
+            loop.run_until_complete(runner)
+        assert bad.calls == 2
+        assert isinstance(multi._requests[bad].future.exception(), KeyboardInterrupt)
+        # The transfer failed with it; the process() call raises it (and
+        # leaves the loop again, as a task does with KeyboardInterrupt).
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(tasks[0])
+        items = loop.run_until_complete(asyncio.wait_for(tasks[1], 5))
+        assert items[-1].status == 200 and items[-1].body_size == 500
+        runner.cancel()
+        loop.run_until_complete(asyncio.gather(runner, return_exceptions=True))
+        loop.run_until_complete(multi.aclose())
+    finally:
+        loop.close()
