@@ -21,9 +21,12 @@ How the driver works:
    a repeated 0 ms request is coalesced.  No periodic task exists: an idle
    multi has nothing scheduled and wakes the loop zero times.
 3. After each ``socket_action`` the count of running transfers is compared
-   with the number of registered ones; only when some have finished is
-   ``info_read()`` called, once, draining every message, and the futures are
-   resolved in that batch.
+   with the number of handles that should be running: the registered ones,
+   plus those libcurl refused to remove (``_stray``: still attached, still
+   running, no longer ours).  Only when fewer run is ``info_read()`` called,
+   once, draining every message, and the futures are resolved in that batch.
+   A stray handle leaves the count when its completion is read (and is
+   removed then).
 4. A future that is cancelled removes its handle at once (``cancel()`` is
    overridden), so no transfer keeps running for a cancelled caller.
 5. An exception raised by an easy-handle callback aborts only that transfer:
@@ -135,6 +138,7 @@ class AsyncCurlMulti(object):
         self._kick_handle = None   # a call_soon that runs expired timers after an unpause
         self._closed = False
         self._in_action = False    # socket_action() is on the stack
+        self._stray = {}           # Curl -> None: libcurl refused to remove it, still running
         self._dirty = False        # a handle was removed during socket_action()
         self._failure = None       # an exception in our socket/timer callback
         self._touched = []         # request states whose callbacks ran (see _request.py)
@@ -180,7 +184,8 @@ class AsyncCurlMulti(object):
     def remove_handle(self, curl: Curl) -> None:
         """Remove ``curl`` and cancel its future.  RuntimeError if it is not
         registered, after aclose() or from another event loop; ``error`` if
-        libcurl refuses."""
+        libcurl refuses (the handle then runs on and is removed when it
+        ends)."""
         if self._closed:
             raise RuntimeError("AsyncCurlMulti is closed")
         self._check_loop()
@@ -233,6 +238,7 @@ class AsyncCurlMulti(object):
                 if mask & _POLL_OUT:
                     loop.remove_writer(fd)
         self._watch.clear()
+        self._stray.clear()
         futures, self._futures = self._futures, {}
         requests, self._requests = self._requests, {}
         self._touched = []
@@ -394,7 +400,7 @@ class AsyncCurlMulti(object):
         try:
             self._action(_SOCKET_TIMEOUT, 0)
         finally:
-            if self._timer is None and not self._closed and self._futures:
+            if self._timer is None and not self._closed and (self._futures or self._stray):
                 # libcurl does not repeat an unchanged timeout: if it was not
                 # due yet by its clock, ask again rather than stall.
                 try:
@@ -451,7 +457,7 @@ class AsyncCurlMulti(object):
         if self._failure is not None:
             self._settle()
             return
-        if running is not None and (running < len(self._futures) or self._dirty):
+        if running is not None and (running < len(self._futures) + len(self._stray) or self._dirty):
             self._drain(running)
         if self._touched:
             self._poke_touched()
@@ -477,7 +483,7 @@ class AsyncCurlMulti(object):
         if self._failure is not None:
             self._settle()
             return
-        if running < len(self._futures) or self._dirty:
+        if running < len(self._futures) + len(self._stray) or self._dirty:
             self._drain(running)
         if self._touched:
             self._poke_touched()
@@ -499,6 +505,7 @@ class AsyncCurlMulti(object):
         for curl in ok:
             fut = pop(curl, None)
             if fut is None:
+                self._stray_done(curl)
                 continue
             try:
                 remove(curl)
@@ -511,6 +518,7 @@ class AsyncCurlMulti(object):
         for curl, code, message in failed:
             fut = pop(curl, None)
             if fut is None:
+                self._stray_done(curl)
                 continue
             try:
                 remove(curl)
@@ -520,13 +528,32 @@ class AsyncCurlMulti(object):
                 fut.set_exception(_transfer_error(curl, code, message))
         if self._failure is not None:
             self._loop.call_soon(self._settle)
-        if running < len(futures):
+        if running < len(futures) + len(self._stray):
             self._reap_orphans()
 
+    def _stray_done(self, curl):
+        """A handle libcurl refused to remove has finished: it runs no more,
+        so it leaves the count; try the removal again."""
+        stray = self._stray
+        if curl in stray:
+            del stray[curl]
+            try:
+                self._multi.remove_handle(curl)
+            except Exception:
+                pass  # attached, idle, until aclose()
+
     def _remove(self, curl):
+        """Remove the handle of a transfer that may still run.  If libcurl
+        refuses, the handle stays attached and running: it is counted in
+        _stray until its completion is read."""
         if self._in_action:
             self._dirty = True  # the removal runs when socket_action unwinds
-        self._multi.remove_handle(curl)
+        try:
+            self._multi.remove_handle(curl)
+        except BaseException:
+            if curl in self._multi:
+                self._stray[curl] = None
+            raise
         if self._failure is not None and not self._in_action:
             self._loop.call_soon(self._settle)
 
@@ -558,6 +585,10 @@ class AsyncCurlMulti(object):
         """Fail the futures of handles that left the multi behind our back
         (a Curl closed by its owner while registered)."""
         multi = self._multi
+        stray = self._stray
+        if stray:
+            for curl in [c for c in stray if c not in multi]:
+                del stray[curl]
         for curl in [c for c in self._futures if c not in multi]:
             fut = self._futures.pop(curl)
             if not fut.done():

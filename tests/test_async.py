@@ -310,6 +310,47 @@ async def test_remove_handle_error_from_the_multi(httpd):
         multi._multi.remove_handle(curl)
 
 
+@pytest.mark.parametrize("how", ["remove_handle", "cancel", "driver failure"])
+async def test_refused_removal_does_not_stall_later_transfers(httpd, how):
+    # The refused handle stays attached and running, uncounted by the
+    # futures: completions must still be noticed.
+    loop = asyncio.get_running_loop()
+    reported = []
+    loop.set_exception_handler(lambda loop, ctx: reported.append(ctx))
+    try:
+        async with _RefusingAsyncMulti() as multi:
+            curl = make(httpd.url("/delay/400"))
+            fut = multi.add_handle(curl)
+            await asyncio.sleep(0.05)
+            multi._multi.refuse = True
+            if how == "remove_handle":
+                with pytest.raises(pycurl.error, match="refused"):
+                    multi.remove_handle(curl)
+                assert fut.cancelled()
+            elif how == "cancel":
+                fut.cancel()
+                assert "could not remove" in reported[0]["message"]
+            else:
+                multi._driver_failed(RuntimeError("injected"))
+                assert isinstance(fut.exception(), pycurl.error)
+            multi._multi.refuse = False
+            assert attached(curl, multi)  # libcurl kept it: it runs on
+            for n in (10, 100000, 0):
+                body = []
+                done = await asyncio.wait_for(multi.perform(make(httpd.url("/bytes/%d" % n), body)), 2)
+                assert done.getinfo(pycurl.RESPONSE_CODE) == 200 and b"".join(body) == body_bytes(n)
+            both = [multi.add_handle(make(httpd.url("/delay/%d" % ms))) for ms in (50, 100)]
+            await asyncio.wait_for(asyncio.gather(*both), 2)
+            # Once it ends, the refused handle is removed after all.
+            deadline = time.monotonic() + 3
+            while attached(curl, multi) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert not attached(curl, multi) and multi._stray == {}
+            assert await asyncio.wait_for(multi.perform(make(httpd.url("/bytes/10"))), 2)
+    finally:
+        loop.set_exception_handler(None)
+
+
 async def test_remove_handle_of_a_closed_curl(httpd):
     async with AsyncCurlMulti() as multi:
         curl = make(httpd.url("/delay/5000"))
