@@ -34,6 +34,16 @@ How the driver works:
    (``curl.callback_error``).  An exception in the driver itself (for
    instance ``socket_action`` raising) fails every pending future instead of
    leaving them hanging.
+6. A ``Curl`` closed by its owner while registered is removed from libcurl
+   by ``CurlMulti`` at once, and libcurl tells us through our socket
+   callback (``POLL_REMOVE`` of its connection) or timer callback.  Those
+   callbacks otherwise only run inside our own libcurl calls
+   (``socket_action``, ``add_handle``, ``remove_handle``, the ``pause`` of
+   _stream/_request: ``_in_action``/``_in_call``), so one arriving outside
+   them schedules a check for such orphans on the next loop iteration
+   (``_reap_orphans``: their futures fail with ``error``).  A handle with
+   neither a watched socket nor a timer (paused by its write callback)
+   triggers nothing; its future fails at the next completion check.
 """
 
 import asyncio
@@ -138,7 +148,9 @@ class AsyncCurlMulti(object):
         self._kick_handle = None   # a call_soon that runs expired timers after an unpause
         self._closed = False
         self._in_action = False    # socket_action() is on the stack
+        self._in_call = False      # ... or another libcurl call of ours (add, remove, pause)
         self._stray = {}           # Curl -> None: libcurl refused to remove it, still running
+        self._reap_handle = None   # a call_soon of _on_reap (a callback came from elsewhere)
         self._dirty = False        # a handle was removed during socket_action()
         self._failure = None       # an exception in our socket/timer callback
         self._touched = []         # request states whose callbacks ran (see _request.py)
@@ -175,7 +187,11 @@ class AsyncCurlMulti(object):
         fut = _Transfer(loop=loop)
         fut._acm = self
         fut._curl = curl
-        self._multi.add_handle(curl)
+        self._in_call = True
+        try:
+            self._multi.add_handle(curl)
+        finally:
+            self._in_call = False
         futures[curl] = fut
         if self._failure is not None:
             self._settle()
@@ -222,10 +238,10 @@ class AsyncCurlMulti(object):
         if loop_open and asyncio.get_running_loop() is not loop:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
         self._closed = True
-        for handle in (self._timer, self._kick_handle):
+        for handle in (self._timer, self._kick_handle, self._reap_handle):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._kick_handle = None
+        self._timer = self._kick_handle = self._reap_handle = None
         ep, self._ep = self._ep, None
         if ep is not None:
             if loop_open:
@@ -313,6 +329,8 @@ class AsyncCurlMulti(object):
 
     def _on_socket_epoll(self, what, fd, multi, socketp):
         """M_SOCKETFUNCTION (epoll): bring our epoll set's entry for fd to ``what``."""
+        if not self._in_action and not self._in_call:
+            self._foreign()
         watch = self._watch
         old = watch.get(fd, 0)
         new = 0 if what == _POLL_REMOVE else what
@@ -344,6 +362,8 @@ class AsyncCurlMulti(object):
 
     def _on_socket_loop(self, what, fd, multi, socketp):
         """M_SOCKETFUNCTION (no epoll): bring the loop's watchers of fd to ``what``."""
+        if not self._in_action and not self._in_call:
+            self._foreign()
         watch = self._watch
         old = watch.get(fd, 0)
         new = 0 if what == _POLL_REMOVE else what
@@ -376,6 +396,11 @@ class AsyncCurlMulti(object):
 
     def _on_timer(self, timeout_ms):
         """M_TIMERFUNCTION: keep one loop handle for libcurl's timer."""
+        if not self._in_action and not self._in_call:
+            self._foreign()
+        self._set_timer(timeout_ms)
+
+    def _set_timer(self, timeout_ms):
         timer = self._timer
         if timeout_ms == 0 and self._timer_soon and timer is not None:
             return  # already due on the next loop iteration
@@ -409,7 +434,21 @@ class AsyncCurlMulti(object):
                     self._driver_failed(exc)
                     left = -1
                 if left >= 0:
-                    self._on_timer(max(left, 1))
+                    self._set_timer(max(left, 1))
+
+    def _foreign(self):
+        """Our socket or timer callback ran outside our own libcurl calls: a
+        registered Curl was closed by its owner (or paused by it).  Look for
+        orphans once the call has returned."""
+        if self._reap_handle is None and not self._closed:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():  # never raise into libcurl
+                self._reap_handle = loop.call_soon(self._on_reap)
+
+    def _on_reap(self):
+        self._reap_handle = None
+        if not self._closed:
+            self._reap_orphans()
 
     def _kick(self):
         """Run libcurl's expired timers soon (after an unpause), without
@@ -502,30 +541,34 @@ class AsyncCurlMulti(object):
             return
         pop = futures.pop
         remove = multi.remove_handle  # outside socket_action: no deferral to track
-        for curl in ok:
-            fut = pop(curl, None)
-            if fut is None:
-                self._stray_done(curl)
-                continue
-            try:
-                remove(curl)
-            except Exception as exc:
+        in_call, self._in_call = self._in_call, True
+        try:
+            for curl in ok:
+                fut = pop(curl, None)
+                if fut is None:
+                    self._stray_done(curl)
+                    continue
+                try:
+                    remove(curl)
+                except Exception as exc:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                    continue
                 if not fut.done():
-                    fut.set_exception(exc)
-                continue
-            if not fut.done():
-                fut.set_result(curl)
-        for curl, code, message in failed:
-            fut = pop(curl, None)
-            if fut is None:
-                self._stray_done(curl)
-                continue
-            try:
-                remove(curl)
-            except Exception:
-                pass  # the transfer's own error says more
-            if not fut.done():
-                fut.set_exception(_transfer_error(curl, code, message))
+                    fut.set_result(curl)
+            for curl, code, message in failed:
+                fut = pop(curl, None)
+                if fut is None:
+                    self._stray_done(curl)
+                    continue
+                try:
+                    remove(curl)
+                except Exception:
+                    pass  # the transfer's own error says more
+                if not fut.done():
+                    fut.set_exception(_transfer_error(curl, code, message))
+        finally:
+            self._in_call = in_call
         if self._failure is not None:
             self._loop.call_soon(self._settle)
         if running < len(futures) + len(self._stray):
@@ -548,12 +591,15 @@ class AsyncCurlMulti(object):
         _stray until its completion is read."""
         if self._in_action:
             self._dirty = True  # the removal runs when socket_action unwinds
+        in_call, self._in_call = self._in_call, True
         try:
             self._multi.remove_handle(curl)
         except BaseException:
             if curl in self._multi:
                 self._stray[curl] = None
             raise
+        finally:
+            self._in_call = in_call
         if self._failure is not None and not self._in_action:
             self._loop.call_soon(self._settle)
 
@@ -580,6 +626,15 @@ class AsyncCurlMulti(object):
         self._remove_quietly(curl)
         if not fut.done():
             fut.set_exception(exc)
+
+    def _pause(self, curl, bitmask):
+        """``curl.pause(bitmask)`` for _stream/_request: the socket and timer
+        callbacks it runs are ours, not a sign of a foreign close."""
+        in_call, self._in_call = self._in_call, True
+        try:
+            curl.pause(bitmask)
+        finally:
+            self._in_call = in_call
 
     def _reap_orphans(self):
         """Fail the futures of handles that left the multi behind our back

@@ -167,7 +167,7 @@ class _RequestState(object):
         elif not self.paused:
             self.paused = True
             try:
-                self.curl.pause(_PAUSE_ALL)
+                self.multi._pause(self.curl, _PAUSE_ALL)
             except Exception as exc:
                 self.multi._fail_transfer(self.curl, exc)
 
@@ -183,7 +183,7 @@ class _RequestState(object):
         if self.future.done():
             return
         try:
-            self.curl.pause(_PAUSE_CONT)
+            self.multi._pause(self.curl, _PAUSE_CONT)
         except Exception as exc:
             self.multi._fail_transfer(self.curl, exc)
             return

@@ -333,7 +333,7 @@ class Stream(object):
             return
         mask = (_PAUSE_RECV if self._recv_paused else 0) | (_PAUSE_SEND if self._send_paused else 0)
         try:
-            self.curl.pause(mask or _PAUSE_CONT)
+            self._multi._pause(self.curl, mask or _PAUSE_CONT)
         except error as exc:
             self._multi._fail_transfer(self.curl, exc)
             return

@@ -372,6 +372,59 @@ async def test_closed_curl_fails_its_future(httpd):
             await asyncio.wait_for(fut, 5)
 
 
+@pytest.mark.parametrize("when", ["just added", "running", "running with a timeout"])
+async def test_closed_curl_fails_its_future_with_nothing_else_running(httpd, when):
+    # No other transfer brings a socket_action: the close itself is noticed
+    # (removing the handle, libcurl calls our socket or timer callback).
+    async with AsyncCurlMulti() as multi:
+        curl = make(httpd.url("/delay/3000"))
+        if when == "running with a timeout":
+            curl.setopt(pycurl.TIMEOUT_MS, 5000)
+        fut = multi.add_handle(curl)
+        if when != "just added":
+            await asyncio.sleep(0.1)
+            assert multi._watch
+        t0 = time.monotonic()
+        curl.close()
+        with pytest.raises(pycurl.error, match="closed"):
+            await asyncio.wait_for(asyncio.shield(fut), 2)
+        assert time.monotonic() - t0 < 0.5
+        assert multi.futures() == () and multi._watch == {}
+        assert await multi.perform(make(httpd.url("/bytes/10")))
+
+
+async def test_only_foreign_libcurl_calls_look_for_closed_curls(httpd):
+    # Our own add/remove/pause calls run the socket and timer callbacks too:
+    # they must not cost a scan of every registered transfer.
+    async with AsyncCurlMulti() as multi:
+        foreign = []
+        real = multi._foreign
+        multi._foreign = lambda: (foreign.append(1), real())[1]
+        await multi.perform(make(httpd.url("/bytes/1000")))
+        fut = multi.add_handle(make(httpd.url("/delay/5000")))
+        await asyncio.sleep(0.05)
+        fut.cancel()
+        curl = make(httpd.url("/delay/5000"))
+        multi.add_handle(curl)
+        await asyncio.sleep(0.05)
+        multi.remove_handle(curl)
+        async with multi.stream(make(httpd.url("/bytes/2000000")), max_buffer=16384) as stream:
+            async for chunk in stream:
+                await asyncio.sleep(0)
+        assert stream.pauses > 0  # paused and resumed by us
+        request = pycurl.HTTPRequest(httpd.url("/bytes/4000000"))
+        while not isinstance(await multi.process(request), pycurl.HTTPResult):
+            await asyncio.sleep(0.002)  # nobody waits: paused and resumed by us
+        assert foreign == []
+        curl = make(httpd.url("/delay/5000"))
+        fut = multi.add_handle(curl)
+        await asyncio.sleep(0.05)
+        curl.close()
+        assert foreign
+        with pytest.raises(pycurl.error, match="closed"):
+            await fut
+
+
 async def test_futures_snapshot_semantics(httpd):
     async with AsyncCurlMulti() as multi:
         a, b, c = (make(httpd.url("/delay/%d" % ms)) for ms in (300, 5000, 5000))
