@@ -54,6 +54,15 @@ COLOR=()
 
 cm_system_packages "${PYTHONS[@]}"
 
+# One run at a time per checkout: two would rebuild the same venvs and
+# write the same logs under each other.
+mkdir -p "$CM_VENVS"
+exec 9>"$CM_VENVS/.test.lock"
+if command -v flock >/dev/null && ! flock -n 9; then
+    cm_say "another scripts/test.sh is running in this checkout; waiting for it"
+    flock 9
+fi
+
 LOGS="$CM_VENVS/logs"
 mkdir -p "$LOGS"
 declare -A SUMMARY STATUS VERSION
