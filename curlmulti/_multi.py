@@ -92,14 +92,19 @@ class CurlMulti(object):
     closed; by default they are only removed."""
 
     _h = None
+    _ud = None             # libcurl's callback data; set once, by the first __init__
     _depth = 0
     _polling = 0
     _drain = None          # info_read's buffers, made on first use
+    _keep = None           # option -> the C arrays libcurl points at (the blocklists)
     _adding = False        # curl_multi_add_handle is running
     _add_refused = False   # and the timer callback returned -1
 
     def __init__(self, close_handles=False):
-        if "_ud" in self.__dict__:
+        # (Never self.__dict__ here or on other paths: on CPython 3.11 that turns
+        # the instance's inline attribute values into a dict for good, and
+        # every attribute access of the hot calls gets slower.)
+        if self._ud is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         self._close_handles = bool(close_handles)
         self._handles = {}       # Curl -> None, in order of addition
@@ -517,7 +522,8 @@ class CurlMulti(object):
             # The (obsolete) pipelining blocklists: NULL-terminated char *[].
             if value is None:
                 check_multi(lib.cm_multi_setopt_ptr(h, option, _NULL))
-                self.__dict__.get("_keep", {}).pop(option, None)
+                if self._keep:
+                    self._keep.pop(option, None)
                 return
             items = []
             for v in value:
@@ -530,7 +536,9 @@ class CurlMulti(object):
                 items.append(ffi.new("char[]", v))
             array = ffi.new("char *[]", items + [_NULL])
             check_multi(lib.cm_multi_setopt_ptr(h, option, array))
-            self.__dict__.setdefault("_keep", {})[option] = (items, array)
+            if self._keep is None:
+                self._keep = {}
+            self._keep[option] = (items, array)
         else:
             raise TypeError("option %d is not supported by curlmulti.CurlMulti.setopt" % option)
 
