@@ -20,7 +20,9 @@ that one.
 
 Writes benchmarks/results/instructions-INTERP.{md,json} and prints the table.
 PyPy: a count includes the JIT compiling the loop, so --interp pypy uses a
-larger N and its figures are rougher.
+larger N and its figures are rougher.  1k-c1 is not a default cell: with one
+transfer at a time, how often the loop polls before the response is there
+depends on the timing under valgrind, and its count varies by 20 %.
 """
 
 import argparse
@@ -98,7 +100,7 @@ def markdown(rows, cells):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--interp", choices=("cpython", "pypy", "both"), default="cpython")
-    ap.add_argument("--cells", default="1k-c1,1k-c10,64k-c50")
+    ap.add_argument("--cells", default="1k-c10,1k-c100,64k-c50")
     ap.add_argument("--clients", default=",".join(CLIENTS))
     ap.add_argument("--small", type=int, default=400)
     ap.add_argument("--large", type=int, default=2400)
