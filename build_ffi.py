@@ -7,6 +7,7 @@ fragment per libcurl area, read in this order:
   types.h      integer types, structs and opaque handles
   easy.h       global and easy-handle functions
   multi.h      multi-handle functions
+  share.h      share-handle constants (the CURLSH is reached through shims)
   shims.h      typed shims over the variadic calls, and the C sinks
                (C in shims.c and sinks.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
@@ -33,7 +34,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DECL = os.path.join(HERE, "curlmulti", "_decl")
-FRAGMENTS = ["types.h", "easy.h", "multi.h", "shims.h", "callbacks.h"]
+FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "shims.h", "callbacks.h"]
 MISSING = (
     "libcurl's development files were not found.  Install them "
     "(Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: "

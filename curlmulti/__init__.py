@@ -4,6 +4,7 @@ pycurl-compatible (``import curlmulti as pycurl``)."""
 from ._constants import CONSTANTS as _CONSTANTS
 from ._easy import Curl
 from ._multi import CurlMulti
+from ._share import CurlShare
 from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
 from ._request import HTTPRequest, HTTPResult
@@ -16,7 +17,7 @@ globals().update(_CONSTANTS)
 
 __version__ = "0.1.0"
 __all__ = [
-    "Curl", "CurlMulti", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
+    "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
     "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB",

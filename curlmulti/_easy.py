@@ -10,6 +10,7 @@ from . import _callbacks  # noqa: F401  (registers the trampolines)
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._sinks import _Sink
+from ._share import CurlShare
 from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error,
                       misuse, no_copy, no_pickle, raise_from_callback)
 
@@ -90,8 +91,9 @@ _MIMEPOST = _opt("MIMEPOST")
 _RESERVED = {_opt(n) for n in (
     "PRIVATE", "ERRORBUFFER", "WRITEDATA", "HEADERDATA", "READDATA", "XFERINFODATA",
     "PROGRESSDATA", "DEBUGDATA", "SEEKDATA", "IOCTLDATA", "SOCKOPTDATA",
-    "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "SHARE", "MIMEPOST",
+    "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "MIMEPOST",
 )} - {-1}
+_SHARE = _opt("SHARE")
 
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
@@ -289,6 +291,8 @@ class Curl(object):
     _multi_ref = None  # the multi's weakref, or an _Attached standing for it
     _closers = ()  # every _SocketCloser made for this handle
     _sink_h = ffi.NULL  # the CURL * last given to a C sink
+    _share = None  # the CurlShare attached (held strongly: see _share.py)
+    _share_s = None  # and its cm_share cdata
 
     def __init__(self):
         if self._ud is not None:
@@ -422,8 +426,64 @@ class Curl(object):
             data = _to_bytes(value, option)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.new("char[]", data)))
+        elif option == _SHARE:
+            if not isinstance(value, CurlShare):
+                raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
+            if value._s is None:
+                raise closed_error("CurlShare object", "setopt")
+            if value is not self._share:
+                self._use_share(h, value, "set SHARE")
         else:
             raise TypeError("option %d is not supported by curlmulti.Curl.setopt" % option)
+
+    def _use_share(self, h, share, what):
+        """CURLOPT_SHARE: stop using the current share, use share (None:
+        none).  Refused while attached to a CurlMulti: libcurl picked the
+        connection cache of a transfer there when the handle was added."""
+        if self._multi_ref is not None:
+            self._refuse_attached(what)
+        old, old_s = self._share, self._share_s
+        new_s = share._s if share is not None else None
+        code = lib.cm_easy_use_share(h, ffi.NULL if old_s is None else old_s,
+                                     ffi.NULL if new_s is None else new_s)
+        if code:
+            if share is not None and share._s is None:
+                raise closed_error("CurlShare object", "setopt")  # closed by another thread
+            raise easy_error(code)
+        self._share, self._share_s = share, new_s
+        if share is not None:
+            share._users.add(self)
+        if old is not None:
+            old._users.discard(self)
+            if self._closers:
+                old._closers.update(self._closers)  # its cache may hold our connections
+
+    def _leave_share(self, share):
+        """CurlShare.close(): detach from it unless a transfer may be using it."""
+        h = self._h
+        if self._share is not share or h is None:
+            return
+        with _STATE_LOCK:
+            if self._busy or self._multi_ref is not None:
+                return  # keeps the CURLSH until detached or closed
+            self._busy = True
+        try:
+            self._use_share(h, None, "unset SHARE")
+        finally:
+            self._busy = False
+
+    def _drop_share(self):
+        """After curl_easy_cleanup: the handle no longer uses its share."""
+        share, s = self._share, self._share_s
+        self._share = self._share_s = None
+        if share is not None:
+            try:
+                share._users.discard(self)
+            except TypeError:
+                pass  # PyPy: no new weakref to a Curl being finalized (the set drops it itself)
+            if self._closers:
+                share._closers.update(self._closers)
+        lib.cm_share_leave(s)  # share (a local) keeps the closers alive meanwhile
 
     def _refuse_attached(self, what):
         """For what libcurl cannot take while a transfer may be in flight."""
@@ -521,6 +581,9 @@ class Curl(object):
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
                 check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
             self._hold(option, None)
+        elif option == _SHARE:
+            if self._share is not None:
+                self._use_share(h, None, "unset SHARE")
         elif option in _RESERVED:
             raise TypeError("option %d is not supported by curlmulti.Curl.unsetopt" % option)
         else:
@@ -722,10 +785,9 @@ class Curl(object):
         return self._attached_multi()
 
     def share(self):
-        """The CurlShare of this handle: always None (curlmulti has no
-        CurlShare yet)."""
+        """The CurlShare this handle uses (SHARE), or None."""
         self._handle("share")
-        return None
+        return self._share
 
     def set_ca_certs(self, certs):
         """Trust the PEM certificates in ``certs`` (str or bytes) for the
@@ -738,7 +800,8 @@ class Curl(object):
     def reset(self):
         """``curl_easy_reset``: every option back to its default.  Refused
         while the handle is attached to a CurlMulti: libcurl's reset frees
-        the state of a transfer in flight (remove_handle() first)."""
+        the state of a transfer in flight (remove_handle() first).  The
+        SHARE stays attached, as libcurl's reset keeps shares."""
         h = self._idle_handle("reset")
         if self._multi_ref is not None:
             self._refuse_attached("invoke reset()")
@@ -750,7 +813,8 @@ class Curl(object):
 
     def duphandle(self):
         """A copy with the same options (``curl_easy_duphandle``); the copy owns
-        its callbacks and shares the buffers libcurl points at."""
+        its callbacks and shares the buffers libcurl points at.  It has no
+        SHARE: libcurl's duphandle does not copy it."""
         h = self._handle("duphandle")
         h2 = lib.curl_easy_duphandle(h)
         if h2 == ffi.NULL:
@@ -794,6 +858,8 @@ class Curl(object):
             lib.cm_sink_detach(sink._sink, self._sink_h)
 
     def _release(self):
+        if self._share_s is not None:
+            self._drop_share()
         self._forget_sink()
         self._keep = {}
         self._closers = ()  # a CurlMulti may still need them: it holds its own
@@ -808,6 +874,8 @@ class Curl(object):
             keep = self.__dict__.get("_keep")
             if keep:
                 self._forget_sink()
+            if self._share_s is not None:
+                self._drop_share()
 
     # One object per C handle: copying or pickling would make two owners.
     __copy__ = __deepcopy__ = no_copy

@@ -324,3 +324,75 @@ def test_replaced_while_attached_released_when_detached(detach):
     collect()
     grown = rss() - before
     assert grown < 64 << 20, "%d MiB kept" % (grown >> 20)
+
+
+def _share_cycle(url, n):
+    s = curlmulti.CurlShare()
+    s.setopt(s.SH_SHARE, s.LOCK_DATA_CONNECT)
+    s.setopt(s.SH_SHARE, s.LOCK_DATA_DNS)
+    s.setopt(s.SH_SHARE, s.LOCK_DATA_COOKIE)
+    a, b = Curl(), Curl()
+    for c in (a, b):
+        c.setopt(c.SHARE, s)
+        c.setopt(c.WRITEFUNCTION, lambda data: None)
+    a.setopt(a.URL, url)
+    a.perform()
+    if n % 4 == 0:
+        s.close()                  # detaches both, closes the cached connection
+        a.close()
+        b.close()
+    elif n % 4 == 1:
+        a.close()
+        b.unsetopt(b.SHARE)        # the last user lets go: freed here
+        b.close()
+        s.close()
+    elif n % 4 == 2:
+        a.close()
+        b.close()
+        s.close()
+    else:
+        a.close()
+        b.close()
+        del s                      # never closed: __del__ frees it
+    return a, b
+
+
+def test_share_cycles_keep_rss_and_fds_flat(fast_server):
+    """CurlShare create/attach/transfer/close in each order: the CURLSH, its
+    cached connection and its mutexes go every time."""
+    url = fast_server("/get")
+    state = {"n": 0}
+
+    def cycle():
+        state["n"] += 1
+        _share_cycle(url, state["n"])
+
+    cycle()
+    collect()
+    fds0 = open_fds()
+    assert_flat(cycle, 2000, 6, per_cycle=1024)
+    collect()
+    assert open_fds() - fds0 <= 8, "descriptors: %d -> %d" % (fds0, open_fds())
+
+
+def test_dropped_shares_and_handles_are_freed_by_gc(fast_server):
+    """Share and handles dropped without close(), a connection in the
+    share's cache: the collector frees all of it (descriptors flat)."""
+    url = fast_server("/get")
+
+    def forget():
+        s = curlmulti.CurlShare()
+        s.setopt(s.SH_SHARE, s.LOCK_DATA_CONNECT)
+        a = Curl()
+        a.setopt(a.SHARE, s)
+        a.setopt(a.URL, url)
+        a.setopt(a.WRITEFUNCTION, lambda data: None)
+        a.perform()
+        s.handles = [a]            # and a cycle through the share
+
+    run_for(2, 100, forget)
+    collect()
+    fds0 = open_fds()
+    n = run_for(4, 1000, forget)
+    collect()
+    assert open_fds() - fds0 <= 8, (n, fds0, open_fds())

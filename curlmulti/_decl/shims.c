@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 
@@ -277,4 +279,173 @@ static int cm_multi_fdset(CURLM *m, int *out, int cap)
 static const unsigned char *cm_sockaddr_bytes(struct curl_sockaddr *a)
 {
     return (const unsigned char *)&a->addr;
+}
+
+/* -- CurlShare ------------------------------------------------------------
+ * libcurl calls the lock functions of a share from every thread whose
+ * transfers use it, with the GIL released: plain mutexes, one per
+ * curl_lock_data (a value newer than these headers gets the last one).
+ * users counts the easy handles attached through cm_easy_use_share; the
+ * CURLSH is cleaned up when the owner has closed it and users is 0, by
+ * whichever of the two comes last, so a handle never points at a freed
+ * share whatever the order of close() and garbage collection. */
+
+#define CM_LOCK_SLOTS (CURL_LOCK_DATA_LAST + 1)
+
+typedef struct cm_share cm_share;
+struct cm_share {
+    CURLSH *sh;              /* NULL once cleaned up */
+    pthread_mutex_t guard;   /* sh, users, open */
+    long users;
+    int open;
+    pthread_mutex_t locks[CM_LOCK_SLOTS];
+};
+
+static void cm_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userptr)
+{
+    struct cm_share *s = userptr;
+    unsigned int i = (unsigned int)data;
+    (void)h;
+    (void)access;
+    pthread_mutex_lock(&s->locks[i < CURL_LOCK_DATA_LAST ? i : CURL_LOCK_DATA_LAST]);
+}
+
+static void cm_share_unlock(CURL *h, curl_lock_data data, void *userptr)
+{
+    struct cm_share *s = userptr;
+    unsigned int i = (unsigned int)data;
+    (void)h;
+    pthread_mutex_unlock(&s->locks[i < CURL_LOCK_DATA_LAST ? i : CURL_LOCK_DATA_LAST]);
+}
+
+static void cm_share_destroy_locks(struct cm_share *s, int n)
+{
+    while (n-- > 0)
+        pthread_mutex_destroy(&s->locks[n]);
+    pthread_mutex_destroy(&s->guard);
+}
+
+static cm_share *cm_share_new(void)
+{
+    struct cm_share *s = calloc(1, sizeof(*s));
+    int i;
+    if (s == NULL)
+        return NULL;
+    if (pthread_mutex_init(&s->guard, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
+    for (i = 0; i < CM_LOCK_SLOTS; i++) {
+        if (pthread_mutex_init(&s->locks[i], NULL) != 0) {
+            cm_share_destroy_locks(s, i);
+            free(s);
+            return NULL;
+        }
+    }
+    s->sh = curl_share_init();
+    if (s->sh == NULL
+            || curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, cm_share_lock) != CURLSHE_OK
+            || curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, cm_share_unlock) != CURLSHE_OK
+            || curl_share_setopt(s->sh, CURLSHOPT_USERDATA, (void *)s) != CURLSHE_OK) {
+        if (s->sh != NULL)
+            curl_share_cleanup(s->sh);
+        cm_share_destroy_locks(s, CM_LOCK_SLOTS);
+        free(s);
+        return NULL;
+    }
+    s->open = 1;
+    return s;
+}
+
+static void cm_share_free(cm_share *s)
+{
+    /* Normally cleaned up already.  A CURLSH still in use by some handle
+     * keeps calling the lock functions: then leak rather than free them. */
+    if (s->sh != NULL && curl_share_cleanup(s->sh) != CURLSHE_OK)
+        return;
+    cm_share_destroy_locks(s, CM_LOCK_SLOTS);
+    free(s);
+}
+
+static CURLSHcode cm_share_setopt(cm_share *s, int opt, int type)
+{
+    CURLSHcode rc;
+    if (opt != CURLSHOPT_SHARE && opt != CURLSHOPT_UNSHARE)
+        return CURLSHE_BAD_OPTION;
+    pthread_mutex_lock(&s->guard);
+    rc = s->open ? curl_share_setopt(s->sh, (CURLSHoption)opt, type) : CURLSHE_INVALID;
+    pthread_mutex_unlock(&s->guard);
+    return rc;
+}
+
+/* Called with guard held: take the CURLSH if nobody needs it any more. */
+static CURLSH *cm_share_take_if_done(struct cm_share *s)
+{
+    CURLSH *sh = NULL;
+    if (!s->open && s->users == 0) {
+        sh = s->sh;
+        s->sh = NULL;
+    }
+    return sh;
+}
+
+static CURLSHcode cm_share_finish(struct cm_share *s, CURLSH *sh)
+{
+    CURLSHcode rc;
+    if (sh == NULL)
+        return CURLSHE_OK;
+    rc = curl_share_cleanup(sh);
+    if (rc != CURLSHE_OK) {
+        /* Still in use after all: cm_share_free tries again (or leaks). */
+        pthread_mutex_lock(&s->guard);
+        s->sh = sh;
+        pthread_mutex_unlock(&s->guard);
+    }
+    return rc;
+}
+
+static CURLSHcode cm_share_close(cm_share *s)
+{
+    CURLSH *sh;
+    pthread_mutex_lock(&s->guard);
+    s->open = 0;
+    sh = cm_share_take_if_done(s);
+    pthread_mutex_unlock(&s->guard);
+    return cm_share_finish(s, sh);
+}
+
+static void cm_share_leave(cm_share *s)
+{
+    CURLSH *sh;
+    pthread_mutex_lock(&s->guard);
+    if (s->users > 0)
+        s->users--;
+    sh = cm_share_take_if_done(s);
+    pthread_mutex_unlock(&s->guard);
+    cm_share_finish(s, sh);
+}
+
+static CURLcode cm_easy_use_share(CURL *h, cm_share *old, cm_share *s)
+{
+    CURLcode rc;
+    CURLSH *sh = NULL;
+    if (s != NULL) {
+        pthread_mutex_lock(&s->guard);
+        if (s->open) {
+            s->users++;
+            sh = s->sh;
+        }
+        pthread_mutex_unlock(&s->guard);
+        if (sh == NULL)
+            return CURLE_BAD_FUNCTION_ARGUMENT;
+    }
+    rc = curl_easy_setopt(h, CURLOPT_SHARE, sh);
+    if (rc != CURLE_OK) {
+        if (s != NULL)
+            cm_share_leave(s);
+        return rc;
+    }
+    if (old != NULL)
+        cm_share_leave(old);
+    return CURLE_OK;
 }

@@ -50,6 +50,24 @@ int cm_multi_fdset(CURLM *m, int *out, int cap);
 /* The address bytes of a curl_sockaddr (a struct sockaddr_*). */
 const unsigned char *cm_sockaddr_bytes(struct curl_sockaddr *a);
 
+/* CurlShare: a cm_share is the CURLSH plus one mutex per curl_lock_data,
+ * installed as its LOCKFUNC/UNLOCKFUNC (no Python call per lock).  Its
+ * memory is freed by cm_share_free (the cdata's ffi.gc destructor); the
+ * CURLSH itself once cm_share_close has been called and every easy handle
+ * that cm_easy_use_share attached has let go of it. */
+cm_share *cm_share_new(void);
+void cm_share_free(cm_share *s);
+/* CURLSHOPT_SHARE/UNSHARE only; any other option is CURLSHE_BAD_OPTION. */
+/* opt is an int: any Python int that fits is answered by the shim. */
+CURLSHcode cm_share_setopt(cm_share *s, int opt, int type);
+/* The owner lets go: the CURLSH is cleaned up now if no handle uses it. */
+CURLSHcode cm_share_close(cm_share *s);
+/* CURLOPT_SHARE: h stops using old (NULL: none) and uses s (NULL: none).
+ * CURLE_BAD_FUNCTION_ARGUMENT if s was closed meanwhile. */
+CURLcode cm_easy_use_share(CURL *h, cm_share *old, cm_share *s);
+/* A handle that used s was cleaned up (curl_easy_cleanup). */
+void cm_share_leave(cm_share *s);
+
 /* Shape of the option and info numbers (CURLOPTTYPE_*, CURLINFO_*). */
 static const long CM_OPTTYPE_LONG;
 static const long CM_OPTTYPE_OBJECTPOINT;

@@ -20,6 +20,8 @@ typedef struct Curl_easy CURL;
 typedef struct Curl_multi CURLM;
 typedef struct curl_mime curl_mime;
 typedef struct curl_mimepart curl_mimepart;
+/* A CurlShare's C side: the CURLSH and its lock mutexes (shims.c). */
+typedef struct cm_share cm_share;
 
 struct curl_slist {
     char *data;

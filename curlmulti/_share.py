@@ -1,0 +1,139 @@
+"""``CurlShare``: pycurl's share handle over libcurl's ``CURLSH *``.
+
+Lifetimes
+---------
+1. The C side is a ``cm_share`` (shims.c): the CURLSH and one mutex per
+   ``curl_lock_data``, installed as its LOCKFUNC/UNLOCKFUNC, so handles that
+   use one share may run in several threads (the locks are taken in C, with
+   no Python call).  Its memory is owned by an ``ffi.gc`` cdata that the
+   CurlShare and every Curl using it hold, so no code can reach a freed one.
+2. ``Curl.setopt(SHARE, share)`` attaches through ``cm_easy_use_share``,
+   which counts the handle as a user; the Curl holds the CurlShare strongly
+   (``Curl._share``) and the CurlShare its users weakly (``_users``).  The
+   count drops when the Curl detaches (``unsetopt(SHARE)``, another share)
+   or after its ``curl_easy_cleanup`` (close, or the ``__del__`` backstop).
+3. The CURLSH is cleaned up in C once the CurlShare is closed and the count
+   is 0, by whichever comes last: closing or collecting the share and its
+   handles in any order never leaves a handle pointing at a freed CURLSH,
+   and ``curl_share_cleanup`` never meets CURLSHE_IN_USE.
+4. ``close()`` first detaches every user that is idle.  A user attached to
+   a CurlMulti or inside ``perform()`` cannot be detached under a transfer
+   (its connection may live in the share's cache), so it keeps the CURLSH
+   until it is detached from it or closed; the CurlShare reads as closed at
+   once either way.
+5. With LOCK_DATA_CONNECT, connections live in the share's cache and are
+   closed at its cleanup with the CLOSESOCKETFUNCTION of the Curl that
+   opened them: the CurlShare keeps the closers (``Curl._closers``) of every
+   handle that used it, as a CurlMulti does.
+
+Errors
+------
+A failing CURLSHcode raises ``error(code, share_strerror(code))``; wrong
+types raise TypeError; any method but ``close()`` on a closed share raises
+``error`` saying so.
+"""
+
+import weakref
+
+from ._constants import CONSTANTS
+from ._curl import ffi, lib
+from ._errors import closed_error, error, no_copy, no_pickle, share_strerror
+
+_SH_SHARE = lib.CURLSHOPT_SHARE
+_SH_UNSHARE = lib.CURLSHOPT_UNSHARE
+_RESERVED = {lib.CURLSHOPT_LOCKFUNC, lib.CURLSHOPT_UNLOCKFUNC, lib.CURLSHOPT_USERDATA}
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_CLOSED = "CurlShare object"
+
+
+def check_share(code):
+    if code != 0:
+        raise error(code, share_strerror(code))
+
+
+class CurlShare(object):
+    """A libcurl share handle (``curl_share_init``), pycurl-compatible:
+    ``setopt(SH_SHARE, LOCK_DATA_COOKIE)`` (one LOCK_DATA_* value a call),
+    then ``Curl.setopt(SHARE, share)`` on each handle that shares it.
+    Thread-safe: its lock callbacks are C mutexes."""
+
+    _s = None  # the cm_share cdata (ffi.gc), None once closed
+
+    def __init__(self):
+        if "_users" in self.__dict__:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
+        self._users = weakref.WeakSet()  # the Curl objects attached
+        self._closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
+        s = lib.cm_share_new()
+        if s == ffi.NULL:
+            raise error(lib.CURLSHE_NOMEM, "curl_share_init() failed")
+        self._s = ffi.gc(s, lib.cm_share_free, size=256)
+
+    @property
+    def closed(self):
+        return self._s is None
+
+    def _handle(self, method):
+        s = self._s
+        if s is None:
+            raise closed_error(_CLOSED, method)
+        return s
+
+    def setopt(self, option, value):
+        """``curl_share_setopt``: SH_SHARE or SH_UNSHARE with one LOCK_DATA_*
+        value.  libcurl refuses changes while a Curl uses the share
+        (CURLSHE_IN_USE) and unknown data (CURLSHE_BAD_OPTION)."""
+        s = self._handle("setopt")
+        if isinstance(option, bool) or not isinstance(option, int):
+            raise TypeError("option must be an int, not %s" % type(option).__name__)
+        if option in _RESERVED:
+            raise TypeError("share option %d is reserved by curlmulti (its thread locks)" % option)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("share option %d takes a LOCK_DATA_* int, not %s"
+                            % (option, type(value).__name__))
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise OverflowError("share option %d: %d does not fit in a C int" % (option, value))
+        if not _INT_MIN <= option <= _INT_MAX:
+            option = 0  # CURLSHOPT_NONE: CURLSHE_BAD_OPTION, as for any unknown option
+        check_share(lib.cm_share_setopt(s, option, value))
+
+    def close(self):
+        """Detach the idle handles that use this share and free it; a handle
+        attached to a CurlMulti or in perform() keeps libcurl's share until
+        it is detached or closed.  Idempotent."""
+        s = self._s
+        if s is None:
+            return
+        for curl in list(self._users):
+            curl._leave_share(self)
+        self._s = None
+        check_share(lib.cm_share_close(s))
+        if not self._users:
+            self._closers.clear()
+
+    def __del__(self):
+        # Every Curl still using it holds it, so this runs with no user left,
+        # or in a cycle with them (their __del__ let go or will).
+        s = self._s
+        if s is not None:
+            self._s = None
+            lib.cm_share_close(s)
+
+    # One object per C handle: copying or pickling would make two owners.
+    __copy__ = __deepcopy__ = no_copy
+    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        if self._s is None:
+            return "<curlmulti.CurlShare closed>"
+        return "<curlmulti.CurlShare with %d handles>" % len(self._users)
+
+
+for _name, _value in CONSTANTS.items():
+    setattr(CurlShare, _name, _value)
