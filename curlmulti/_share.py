@@ -58,9 +58,10 @@ class CurlShare(object):
     Thread-safe: its lock callbacks are C mutexes."""
 
     _s = None  # the cm_share cdata (ffi.gc), None once closed
+    _users = None  # set once, by the first __init__
 
     def __init__(self):
-        if "_users" in self.__dict__:
+        if self._users is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         self._users = weakref.WeakSet()  # the Curl objects attached
         self._closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
