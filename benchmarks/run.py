@@ -495,8 +495,17 @@ def make_clients(interps, only, venv_ok, c_exe):
         words = [w.strip().lower() for w in only.split(",") if w.strip()]
 
         def wanted(c):
-            return any(c.name.startswith(w) or c.key.startswith(w) or (w == "c" and c.name == "c-libcurl")
-                       or (w in ("curl", "cli") and c.name == "curl-cli") for w in words)
+            # "c" is the C client alone (not every client on "cpython/..."), "curl" the CLI.
+            for w in words:
+                if w == "c":
+                    if c.name == "c-libcurl":
+                        return True
+                elif w in ("curl", "cli"):
+                    if c.name == "curl-cli":
+                        return True
+                elif c.name.startswith(w) or c.key.startswith(w):
+                    return True
+            return False
         clients = [c for c in clients if wanted(c)]
     return clients
 
