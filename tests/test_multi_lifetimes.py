@@ -12,12 +12,10 @@ import gc
 import io
 import itertools
 import os
-import subprocess
 import sys
 import time
 import weakref
 
-IS_PYPY = sys.implementation.name == "pypy"
 SCENARIOS = {}
 
 
@@ -739,32 +737,16 @@ def second_init_does_nothing(pycurl, url):
 
 # ---------------------------------------------------------------- the tests (pytest side)
 
-def _run(name, url):
-    args = [sys.executable]
-    if not IS_PYPY:
-        args += ["-X", "dev"]
-    args += [os.path.abspath(__file__), name, url]
-    import curlmulti
-    where = os.path.dirname(os.path.dirname(os.path.abspath(curlmulti.__file__)))
-    env = dict(os.environ, PYTHONPATH=where + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("PYTHONWARNINGS", None)
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                          cwd=os.path.dirname(os.path.abspath(__file__)), timeout=120)
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-
-
 try:
     import pytest
 except ImportError:  # the subprocess side needs no pytest
     pytest = None
 
 if pytest is not None and __name__ != "__main__":
+    import scenarios
     @pytest.mark.parametrize("name", sorted(SCENARIOS))
     def test_lifetime(fast_server, name):
-        code, out, err = _run(name, fast_server.url)
-        assert code == 0, "%s: exit %d\nstdout:\n%s\nstderr:\n%s" % (name, code, out, err[-4000:])
-        assert out.strip().endswith("OK " + name), out
-        assert err == "", err[-4000:]
+        scenarios.check(__file__, name, fast_server.url)
 
 
 if __name__ == "__main__":

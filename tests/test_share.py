@@ -13,12 +13,10 @@ import io
 import itertools
 import os
 import pickle
-import subprocess
 import sys
 import threading
 import weakref
 
-IS_PYPY = sys.implementation.name == "pypy"
 SCENARIOS = {}
 
 
@@ -236,35 +234,19 @@ def threads_share_one_share(pycurl, url):
 
 # ---------------------------------------------------------------- the tests (pytest side)
 
-def _run(name, url):
-    args = [sys.executable]
-    if not IS_PYPY:
-        args += ["-X", "dev"]
-    args += [os.path.abspath(__file__), name, url]
-    import curlmulti
-    where = os.path.dirname(os.path.dirname(os.path.abspath(curlmulti.__file__)))
-    env = dict(os.environ, PYTHONPATH=where + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("PYTHONWARNINGS", None)
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                          cwd=os.path.dirname(os.path.abspath(__file__)), timeout=120)
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-
-
 try:
     import pytest
 except ImportError:  # the subprocess side needs no pytest
     pytest = None
 
 if pytest is not None and __name__ != "__main__":
+    import scenarios
     import curlmulti
     from curlmulti import Curl, CurlMulti, CurlShare, error
 
     @pytest.mark.parametrize("name", sorted(SCENARIOS))
     def test_lifetime(fast_server, name):
-        code, out, err = _run(name, fast_server.url)
-        assert code == 0, "%s: exit %d\nstdout:\n%s\nstderr:\n%s" % (name, code, out, err[-4000:])
-        assert out.strip().endswith("OK " + name), out
-        assert err == "", err[-4000:]
+        scenarios.check(__file__, name, fast_server.url)
 
     # -- the API ------------------------------------------------------------
 
