@@ -9,6 +9,7 @@ from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
 from ._request import HTTPRequest, HTTPResult
 from ._sinks import Buffer, FileSink
+from . import async_multi  # noqa: F401  (pycurl.async_multi)
 from ._errors import easy_strerror, error, multi_strerror, share_strerror, url_strerror
 from ._globals import (COMPILE_PY_VERSION_HEX, COMPILE_SSL_LIB, global_cleanup, global_init, version,
                        version_info)

@@ -98,6 +98,23 @@ class CurlShare(object):
             option = 0  # CURLSHOPT_NONE: CURLSHE_BAD_OPTION, as for any unknown option
         check_share(lib.cm_share_setopt(s, option, value))
 
+    def share(self, *data):
+        """``setopt(SH_SHARE, item)`` for each LOCK_DATA_* item, in order (as
+        pycurl 7.49); at least one.  Items already applied stay applied if
+        a later one fails."""
+        self._each("share", _SH_SHARE, data)
+
+    def unshare(self, *data):
+        """``setopt(SH_UNSHARE, item)`` for each LOCK_DATA_* item, in order."""
+        self._each("unshare", _SH_UNSHARE, data)
+
+    def _each(self, method, option, data):
+        if not data:
+            raise TypeError("%s() takes at least one LOCK_DATA_* argument" % method)
+        self._handle(method)
+        for item in data:
+            self.setopt(option, item)
+
     def close(self):
         """Detach the idle handles that use this share and free it; a handle
         attached to a CurlMulti or in perform() keeps libcurl's share until

@@ -253,7 +253,7 @@ if pytest is not None and __name__ != "__main__":
     def test_api_matches_pycurl():
         assert "CurlShare" in curlmulti.__all__ and curlmulti.CurlShare is CurlShare
         # pycurl's CurlShare methods (tools/compare_pycurl.py lists none missing).
-        for name in ("setopt", "close", "closed", "__enter__", "__exit__"):
+        for name in ("setopt", "share", "unshare", "close", "closed", "__enter__", "__exit__"):
             assert hasattr(CurlShare, name), name
         s = CurlShare()
         assert s.SH_SHARE == curlmulti.SH_SHARE and s.LOCK_DATA_DNS == curlmulti.LOCK_DATA_DNS
@@ -263,6 +263,7 @@ if pytest is not None and __name__ != "__main__":
     def test_async_multi_module():
         from curlmulti.async_multi import AsyncCurlMulti
         assert AsyncCurlMulti is curlmulti.AsyncCurlMulti
+        assert curlmulti.async_multi.AsyncCurlMulti is AsyncCurlMulti  # an attribute, as in pycurl
 
     def test_second_init_copy_and_pickle():
         s = CurlShare()
@@ -298,6 +299,33 @@ if pytest is not None and __name__ != "__main__":
         for h in (a, b, c):
             h.close()
         s.close()
+
+    def test_share_and_unshare_methods(httpbin):
+        # pycurl 7.49's share(*data)/unshare(*data): setopt for each item, in order.
+        s = CurlShare()
+        s.share(curlmulti.LOCK_DATA_COOKIE, curlmulti.LOCK_DATA_DNS)
+        s.unshare(curlmulti.LOCK_DATA_DNS)
+        a, b = Curl(), Curl()
+        for c in (a, b):
+            c.setopt(c.COOKIEFILE, "")
+            c.setopt(c.SHARE, s)
+        get(curlmulti, a, httpbin("/cookies/set?flavour=rye"))
+        assert b'"flavour": "rye"' in get(curlmulti, b, httpbin("/cookies"))
+        with pytest.raises(error) as e:     # libcurl refuses changes while handles use it
+            s.unshare(curlmulti.LOCK_DATA_COOKIE)
+        in_use = curlmulti._curl.lib.CURLSHE_IN_USE
+        assert e.value.args == (in_use, curlmulti.share_strerror(in_use))
+        for c in (a, b):
+            c.close()
+        with pytest.raises(TypeError):
+            s.share()
+        with pytest.raises(TypeError):
+            s.share([curlmulti.LOCK_DATA_COOKIE])   # lists are not expanded, as in pycurl
+        with pytest.raises(error):
+            s.share(1000)                            # CURLSHE_BAD_OPTION from libcurl
+        s.close()
+        with pytest.raises(error):
+            s.share(curlmulti.LOCK_DATA_COOKIE)
 
     def test_unshare_before_attaching(httpbin):
         s = CurlShare()
