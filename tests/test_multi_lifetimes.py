@@ -744,6 +744,7 @@ except ImportError:  # the subprocess side needs no pytest
 
 if pytest is not None and __name__ != "__main__":
     import scenarios
+
     @pytest.mark.parametrize("name", sorted(SCENARIOS))
     def test_lifetime(fast_server, name):
         scenarios.check(__file__, name, fast_server.url)
