@@ -283,13 +283,19 @@ if pytest is not None and __name__ != "__main__":
 
     # -- sharing over real transfers ----------------------------------------------
 
+    def cookie_handles(share):
+        """Two handles on share, each with libcurl's cookie engine on (needed
+        for a shared cookie jar)."""
+        handles = Curl(), Curl()
+        for c in handles:
+            c.setopt(c.COOKIEFILE, "")
+            c.setopt(c.SHARE, share)
+        return handles
+
     def test_cookies_shared(httpbin):
         s = CurlShare()
         s.setopt(curlmulti.SH_SHARE, curlmulti.LOCK_DATA_COOKIE)
-        a, b = Curl(), Curl()
-        for c in (a, b):
-            c.setopt(c.COOKIEFILE, "")     # libcurl's cookie engine, on the shared jar
-            c.setopt(c.SHARE, s)
+        a, b = cookie_handles(s)
         get(curlmulti, a, httpbin("/cookies/set?flavour=oat"))
         assert b'"flavour": "oat"' in get(curlmulti, b, httpbin("/cookies"))
         # Without the share, a third handle has no cookies.
@@ -305,10 +311,7 @@ if pytest is not None and __name__ != "__main__":
         s = CurlShare()
         s.share(curlmulti.LOCK_DATA_COOKIE, curlmulti.LOCK_DATA_DNS)
         s.unshare(curlmulti.LOCK_DATA_DNS)
-        a, b = Curl(), Curl()
-        for c in (a, b):
-            c.setopt(c.COOKIEFILE, "")
-            c.setopt(c.SHARE, s)
+        a, b = cookie_handles(s)
         get(curlmulti, a, httpbin("/cookies/set?flavour=rye"))
         assert b'"flavour": "rye"' in get(curlmulti, b, httpbin("/cookies"))
         with pytest.raises(error) as e:     # libcurl refuses changes while handles use it
@@ -331,16 +334,14 @@ if pytest is not None and __name__ != "__main__":
         s = CurlShare()
         s.setopt(curlmulti.SH_SHARE, curlmulti.LOCK_DATA_COOKIE)
         s.setopt(curlmulti.SH_UNSHARE, curlmulti.LOCK_DATA_COOKIE)
-        a, b = Curl(), Curl()
-        for c in (a, b):
-            c.setopt(c.COOKIEFILE, "")
-            c.setopt(c.SHARE, s)
+        a, b = cookie_handles(s)
         get(curlmulti, a, httpbin("/cookies/set?flavour=oat"))
         assert b'"flavour"' not in get(curlmulti, b, httpbin("/cookies"))
         # libcurl refuses changes while handles use the share.
         with pytest.raises(error) as ei:
             s.setopt(curlmulti.SH_SHARE, curlmulti.LOCK_DATA_COOKIE)
-        assert ei.value.args == (2, curlmulti.share_strerror(2))   # CURLSHE_IN_USE
+        in_use = curlmulti._curl.lib.CURLSHE_IN_USE
+        assert ei.value.args == (in_use, curlmulti.share_strerror(in_use))
         a.unsetopt(a.SHARE)
         b.setopt(b.SHARE, None)
         assert a.share() is None and b.share() is None
