@@ -2,30 +2,37 @@
 
 How a callback travels:
 
-1. ``Curl.setopt(WRITEFUNCTION, f)`` stores ``f`` on the Curl
-   (``curl._write_cb``) and asks the C shim ``cm_easy_set_callback`` to
-   install the matching trampoline below, with the Curl's own
-   ``ffi.new_handle(self)`` as the callback's userdata.  ``CurlMulti`` does
-   the same for ``M_SOCKETFUNCTION``/``M_TIMERFUNCTION``.
+1. ``Curl.setopt(WRITEFUNCTION, f)`` stores ``f`` on the Curl's owner record
+   (``record.write_cb``, see ``_owner.py``) and asks the C shim
+   ``cm_easy_set_callback`` to install the matching trampoline below, with the
+   record's ``ffi.new_handle`` as the callback's userdata.  ``CurlMulti`` does
+   the same for ``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` with its record.  The
+   handle points at the record, never at the public object, so nothing forms
+   a cycle through a ``Curl``.
 2. libcurl calls the trampoline (an ``extern "Python"`` function) with that
-   userdata; ``ffi.from_handle`` turns it back into the owner.
+   userdata; ``ffi.from_handle`` turns it back into the record.
 3. The trampoline converts the C arguments the way pycurl does, calls the
    user's function and converts its result (None means "all consumed", ints
    such as ``WRITEFUNC_PAUSE`` pass through).
 4. If anything raises (the user's code, or a bad return value), the exception
-   is stored on the owner (``owner._callback_failed(exc)``) and the trampoline
-   returns the abort value libcurl documents for that callback, so the
-   transfer stops.
+   is stored on the record (``record.callback_failed(exc)``) and the
+   trampoline returns the abort value libcurl documents for that callback, so
+   the transfer stops.  An exception raised before the trampoline's ``try``
+   (a SIGINT's ``KeyboardInterrupt`` lands on the first line of Python that
+   runs) reaches ``_onerror``, which stores it the same way: nothing is ever
+   "ignored from cffi callback".
 5. The Python call that was running libcurl (``Curl.perform``,
    ``CurlMulti.perform``/``socket_action``, or the failed transfer's entry in
    ``info_read``) raises ``error(code, message)`` with the stored exception as
-   ``__cause__``; KeyboardInterrupt and SystemExit are raised as themselves.
+   ``__cause__``; KeyboardInterrupt and SystemExit are raised as themselves,
+   by the call that ran libcurl.
 """
 
 import collections
 import os
 import socket
 import struct
+from threading import get_ident
 
 from ._curl import ffi, lib
 
@@ -44,23 +51,64 @@ READFUNC_PAUSE = lib.CURL_READFUNC_PAUSE
 CurlSockAddr = collections.namedtuple("CurlSockAddr", "family socktype protocol addr")
 
 
+# Exceptions that reached _onerror with no record to store them on (in
+# practice never: the userdata is bound before any line of Python runs).
+# Keyed by thread; the call that ran libcurl in that thread raises them.
+UNCLAIMED = {}
+
+
+def _record_from_frame(tb, owner_at):
+    """The record a trampoline was called for, from the arguments in its
+    frame (the first of the traceback: what escaped was raised there)."""
+    if tb is None:
+        return None
+    f_locals = tb.tb_frame.f_locals
+    userdata = f_locals.get("userdata")
+    if userdata is None:
+        args = f_locals.get("args")
+        if not isinstance(args, tuple) or len(args) <= owner_at:
+            return None
+        userdata = args[owner_at]
+    return ffi.from_handle(userdata)
+
+
+def _onerror_for(owner_at):
+    def onerror(exc_type, exc, tb):
+        try:
+            record = _record_from_frame(tb, owner_at)
+        except BaseException:  # a second signal while looking: keep the first
+            record = None
+        if record is None:
+            UNCLAIMED.setdefault(get_ident(), exc)
+            return None
+        record.callback_failed(exc)
+        if getattr(record, "adding", False):
+            return 0  # the timer callback inside add_handle: see cm_timer_cb
+        return None  # cffi returns the trampoline's abort value
+    return onerror
+
+
+def take_unclaimed():
+    """The exception _onerror could not store for this thread, if any."""
+    return UNCLAIMED.pop(get_ident(), None)
+
+
 def _trampoline(abort, owner_at):
-    """Register ``body(owner, *c_args)`` as the extern "Python" function of the
-    same name.  The owner is found from the userdata at ``owner_at``."""
+    """Register ``body(record, *c_args)`` as the extern "Python" function of
+    the same name.  The record is found from the userdata at ``owner_at``."""
 
     def register(body):
         from_handle = ffi.from_handle
 
         def call(*args):
-            owner = from_handle(args[owner_at])
             try:
-                return body(owner, *args)
+                return body(from_handle(args[owner_at]), *args)
             except BaseException as exc:  # stored, re-raised by the caller
-                owner._callback_failed(exc)
+                from_handle(args[owner_at]).callback_failed(exc)
                 return abort
 
         call.__name__ = body.__name__
-        ffi.def_extern(name=body.__name__, error=abort)(call)
+        ffi.def_extern(name=body.__name__, error=abort, onerror=_onerror_for(owner_at))(call)
         return body
 
     return register
@@ -95,40 +143,40 @@ def _call_with_view(func, ptr, n):
             pass
 
 
-@ffi.def_extern(error=SIZE_MAX)
+@ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))
 def cm_write_cb(ptr, size, nmemb, userdata):
-    curl = _from_handle(userdata)
+    rec = _from_handle(userdata)
     n = size * nmemb
     try:
-        if curl._write_view:
-            result = _call_with_view(curl._write_cb, ptr, n)
+        if rec.write_view:
+            result = _call_with_view(rec.write_cb, ptr, n)
         else:
-            result = curl._write_cb(_unpack(ptr, n))
+            result = rec.write_cb(_unpack(ptr, n))
         return n if result is None else _consumed(result, n)
     except BaseException as exc:  # stored, re-raised by the caller
-        curl._callback_failed(exc)
+        rec.callback_failed(exc)
         return SIZE_MAX
 
 
-@ffi.def_extern(error=SIZE_MAX)
+@ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))
 def cm_header_cb(ptr, size, nmemb, userdata):
-    curl = _from_handle(userdata)
+    rec = _from_handle(userdata)
     n = size * nmemb
     try:
-        if curl._header_view:
-            result = _call_with_view(curl._header_cb, ptr, n)
+        if rec.header_view:
+            result = _call_with_view(rec.header_cb, ptr, n)
         else:
-            result = curl._header_cb(_unpack(ptr, n))
+            result = rec.header_cb(_unpack(ptr, n))
         return n if result is None else _consumed(result, n)
     except BaseException as exc:
-        curl._callback_failed(exc)
+        rec.callback_failed(exc)
         return SIZE_MAX
 
 
 @_trampoline(READFUNC_ABORT, 3)
 def cm_read_cb(curl, ptr, size, nmemb, _):
     n = size * nmemb
-    data = curl._read_cb(n)
+    data = curl.read_cb(n)
     if isinstance(data, int):
         if data in (READFUNC_ABORT, READFUNC_PAUSE):
             return data
@@ -150,17 +198,17 @@ def cm_read_cb(curl, ptr, size, nmemb, _):
 
 @_trampoline(1, 0)
 def cm_xferinfo_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl._xferinfo_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return 1 if curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow) else 0
 
 
 @_trampoline(1, 0)
 def cm_progress_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl._progress_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return 1 if curl.progress_cb(dltotal, dlnow, ultotal, ulnow) else 0
 
 
 @_trampoline(0, 4)
 def cm_debug_cb(curl, _h, infotype, data, size, _):
-    curl._debug_cb(infotype, ffi.unpack(data, size))
+    curl.debug_cb(infotype, ffi.unpack(data, size))
     return 0
 
 
@@ -176,17 +224,17 @@ def _int_result(result, what):
 
 @_trampoline(1, 0)  # CURL_SEEKFUNC_FAIL
 def cm_seek_cb(curl, _, offset, origin):
-    return _int_result(curl._seek_cb(offset, origin), "seek")
+    return _int_result(curl.seek_cb(offset, origin), "seek")
 
 
 @_trampoline(2, 2)  # CURLIOE_FAILRESTART
 def cm_ioctl_cb(curl, _h, cmd, _):
-    return _int_result(curl._ioctl_cb(cmd), "ioctl")
+    return _int_result(curl.ioctl_cb(cmd), "ioctl")
 
 
 @_trampoline(1, 0)  # CURL_SOCKOPT_ERROR
 def cm_sockopt_cb(curl, _, fd, purpose):
-    return _int_result(curl._sockopt_cb(fd, purpose), "sockopt")
+    return _int_result(curl.sockopt_cb(fd, purpose), "sockopt")
 
 
 def _sockaddr(family, raw):
@@ -207,20 +255,25 @@ def cm_opensocket_cb(curl, _, purpose, address):
     raw = ffi.unpack(ffi.cast("char *", lib.cm_sockaddr_bytes(address)), address.addrlen)
     addr = CurlSockAddr(address.family, address.socktype, address.protocol,
                         _sockaddr(address.family, raw))
-    result = curl._opensocket_cb(purpose, addr)
-    if result is None:
+    result = curl.opensocket_cb(purpose, addr)
+    if result is None or (type(result) is int and result == SOCKET_BAD):
         return SOCKET_BAD
     if isinstance(result, int):
-        if not _SOCKET_MIN <= result <= _SOCKET_MAX:
-            raise OverflowError("opensocket callback returned %d, out of range of a socket" % result)
-        return result
+        # A bare descriptor would have two owners (the Python socket object
+        # it came from, and libcurl, which closes what it is given).
+        raise TypeError("opensocket callback must return a socket object or SOCKET_BAD, not the "
+                        "int %d (libcurl closes the descriptor it gets: it would have two owners)" % result)
+    fileno = getattr(result, "fileno", None)
+    if not callable(fileno):
+        raise TypeError("opensocket callback must return a socket object or SOCKET_BAD, not %s"
+                        % type(result).__name__)
     # libcurl owns the descriptor it gets; the Python object keeps its own.
-    return os.dup(result.fileno())
+    return os.dup(fileno())
 
 
 @_trampoline(1, 0)
 def cm_closesocket_cb(closer, _, fd):
-    func = closer._closesocket_cb
+    func = closer.closesocket_cb
     if func is None:  # unset since the connection was made: close it as libcurl does
         os.close(fd)
         return 0
@@ -233,38 +286,37 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 
 
 # They run once or twice per transfer, so they too are written out flat.
-@ffi.def_extern(error=-1)
+# Their userdata is the CurlMulti's record (see _multi._MultiRecord).
+@ffi.def_extern(error=-1, onerror=_onerror_for(3))
 def cm_socket_cb(_easy, fd, what, userdata, socketp):
-    owner = _from_handle(userdata)  # a CurlMulti._Owner: the multi, weakly
+    rec = _from_handle(userdata)
     try:
-        multi = owner.multi()
         try:
-            result = multi._socket_cb(what, fd, multi, _from_handle(socketp) if socketp else None)
+            result = rec.socket_cb(what, fd, rec.public(), _from_handle(socketp) if socketp else None)
         finally:
-            if what == _POLL_REMOVE and multi._assigned:
-                multi._assigned.pop(fd, None)  # libcurl forgets the socket's object now
+            if what == _POLL_REMOVE and rec.assigned:
+                rec.assigned.pop(fd, None)  # libcurl forgets the socket's object now
         return -1 if result == -1 else 0
     except BaseException as exc:  # stored, re-raised by the caller
-        owner._callback_failed(exc)
+        rec.callback_failed(exc)
         return -1
 
 
-@ffi.def_extern(error=-1)
+@ffi.def_extern(error=-1, onerror=_onerror_for(2))
 def cm_timer_cb(_m, timeout_ms, userdata):
-    owner = _from_handle(userdata)
+    rec = _from_handle(userdata)
     try:
-        multi = owner.multi()
-        if multi._adding:
+        if rec.adding:
             # libcurl 7.88 leaves a handle half-added (and its multi corrupt)
             # when the timer callback fails inside curl_multi_add_handle, so
             # there it never fails: add_handle() undoes the add and raises.
             try:
-                if multi._timer_cb(timeout_ms) == -1:
-                    multi._add_refused = True
+                if rec.timer_cb(timeout_ms) == -1:
+                    rec.add_refused = True
             except BaseException as exc:
-                multi._callback_failed(exc)
+                rec.callback_failed(exc)
             return 0
-        return -1 if multi._timer_cb(timeout_ms) == -1 else 0
+        return -1 if rec.timer_cb(timeout_ms) == -1 else 0
     except BaseException as exc:
-        owner._callback_failed(exc)
+        rec.callback_failed(exc)
         return -1

@@ -15,3 +15,20 @@ del _pyname, _cname
 
 # Families, for the objects that carry them as attributes.
 MULTI_CONSTANTS = {k: v for k, v in CONSTANTS.items() if k.startswith("M_")}
+
+# Option number -> its pycurl name, for messages ("URL takes str or bytes").
+# Where two names share a number (WRITEDATA and FILE), the one libcurl
+# itself spells CURLOPT_<name> wins.
+OPTION_NAMES = {}
+for _canonical in (True, False):
+    for _pyname, _cname in _NAMES:
+        if _cname.startswith("CURLOPT_") and _pyname in CONSTANTS and (
+                (_cname == "CURLOPT_" + _pyname) == _canonical):
+            OPTION_NAMES.setdefault(CONSTANTS[_pyname], _pyname)
+del _canonical, _pyname, _cname
+
+
+def option_name(option):
+    """The pycurl name of an option number, or "option N"."""
+    name = OPTION_NAMES.get(option)
+    return name if name is not None else "option %r" % (option,)

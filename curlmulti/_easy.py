@@ -1,18 +1,18 @@
 """``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
 
 import errno
-import gc
 import io
 import threading
 import weakref
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
-from ._constants import CONSTANTS
+from ._constants import CONSTANTS, option_name
 from ._curl import ffi, lib
 from ._sinks import _Sink
 from ._share import CurlShare
-from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error,
-                      misuse, no_copy, no_pickle, raise_from_callback)
+from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error, misuse,
+                      raise_from_callback)
+from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, PERFORMING, Owned, acquire, get_ident
 
 _LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
 _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
@@ -20,7 +20,6 @@ _ERROR_SIZE = 256  # CURL_ERROR_SIZE
 _E_UNKNOWN_OPTION = lib.CURLE_UNKNOWN_OPTION
 _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
 _E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
-_STATE_LOCK = threading.Lock()  # guards the check-and-set of Curl._busy
 
 _setopt_str = lib.cm_easy_setopt_str
 # What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
@@ -63,12 +62,12 @@ def _opt(name):
 # *FUNCTION option -> the Curl attribute its trampoline calls.
 _CALLBACK_ATTRS = {
     _opt(name): attr for name, attr in [
-        ("WRITEFUNCTION", "_write_cb"), ("HEADERFUNCTION", "_header_cb"),
-        ("READFUNCTION", "_read_cb"), ("XFERINFOFUNCTION", "_xferinfo_cb"),
-        ("PROGRESSFUNCTION", "_progress_cb"), ("DEBUGFUNCTION", "_debug_cb"),
-        ("SEEKFUNCTION", "_seek_cb"), ("IOCTLFUNCTION", "_ioctl_cb"),
-        ("SOCKOPTFUNCTION", "_sockopt_cb"), ("OPENSOCKETFUNCTION", "_opensocket_cb"),
-        ("CLOSESOCKETFUNCTION", "_closesocket_cb"),
+        ("WRITEFUNCTION", "write_cb"), ("HEADERFUNCTION", "header_cb"),
+        ("READFUNCTION", "read_cb"), ("XFERINFOFUNCTION", "xferinfo_cb"),
+        ("PROGRESSFUNCTION", "progress_cb"), ("DEBUGFUNCTION", "debug_cb"),
+        ("SEEKFUNCTION", "seek_cb"), ("IOCTLFUNCTION", "ioctl_cb"),
+        ("SOCKOPTFUNCTION", "sockopt_cb"), ("OPENSOCKETFUNCTION", "opensocket_cb"),
+        ("CLOSESOCKETFUNCTION", "closesocket_cb"),
     ] if name in CONSTANTS
 }
 # File-object options: (the *FUNCTION they fill, the method of the file used).
@@ -79,7 +78,7 @@ _FILE_OPTIONS = {
 }
 _WRITEFUNCTION = _opt("WRITEFUNCTION")
 # The options that take use_memoryview, and the flag the trampoline reads.
-_VIEW_ATTRS = {_WRITEFUNCTION: "_write_view", _opt("HEADERFUNCTION"): "_header_view"}
+_VIEW_ATTRS = {_WRITEFUNCTION: "write_view", _opt("HEADERFUNCTION"): "header_view"}
 _CAINFO_BLOB = _opt("CAINFO_BLOB")
 _CLOSESOCKETFUNCTION = _opt("CLOSESOCKETFUNCTION")
 _POSTFIELDS = _opt("POSTFIELDS")
@@ -118,24 +117,24 @@ def _to_bytes(value, option):
     elif isinstance(value, str):
         data = value.encode("ascii")  # as pycurl: non-ASCII text raises UnicodeEncodeError
     else:
-        raise TypeError("option %d takes str or bytes, not %s" % (option, type(value).__name__))
+        raise TypeError("%s takes str or bytes, not %s" % (option_name(option), type(value).__name__))
     return data
 
 
 def _c_string(value, option):
     data = _to_bytes(value, option)
     if 0 in data:
-        raise ValueError("option %d: value contains a NUL byte" % option)
+        raise ValueError("%s: value contains a NUL byte" % option_name(option))
     return ffi.new("char[]", data)
 
 
 def _c_long(value, option):
     if not isinstance(value, int):
-        raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
+        raise TypeError("%s takes an int, not %s" % (option_name(option), type(value).__name__))
     if not _LONG_MIN <= value <= _LONG_MAX:
         if option in _UNSIGNED_LONGS and _LONG_MAX < value < _ULONG_SPAN:
             return value - _ULONG_SPAN  # an unsigned bitmask such as HTTPAUTH_ANY
-        raise OverflowError("option %d: %d does not fit in a C long" % (option, value))
+        raise OverflowError("%s: %d does not fit in a C long" % (option_name(option), value))
     return value
 
 
@@ -212,7 +211,7 @@ class _Slist(object):
 
     def __init__(self, items, option):
         if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
-            raise TypeError("option %d takes a list or tuple of str/bytes, not %s" % (option, type(items).__name__))
+            raise TypeError("%s takes a list or tuple of str/bytes, not %s" % (option_name(option), type(items).__name__))
         ptr = ffi.NULL
         try:
             for item in items:
@@ -239,63 +238,278 @@ def _slist_to_list(ptr, raw):
 class _SocketCloser(object):
     """The owner libcurl is given for a CLOSESOCKETFUNCTION.  libcurl copies it
     into every connection the handle opens, and a connection can outlive its
-    Curl in a CurlMulti's connection cache (closed at curl_multi_cleanup), so
-    it is a small object of its own, one per Curl: the Curl keeps it until it
-    is closed or freed, a CurlMulti those of the handles it detached until its
-    cleanup.  Replacing the callback replaces it for every connection (as in
-    pycurl); unsetopt() and reset() remove it, and a connection closed after
-    that has its socket closed as libcurl would."""
+    Curl in a CurlMulti's or CurlShare's connection cache (closed at their
+    cleanup), so it is a small object of its own, one per Curl: the Curl's
+    record keeps it until it is freed, a CurlMulti or CurlShare those of the
+    handles that used it until its own cleanup.  Replacing the callback
+    replaces it for every connection (as in pycurl); unsetopt() and reset()
+    remove it, and a connection closed after that has its socket closed as
+    libcurl would."""
 
-    __slots__ = ("_closesocket_cb", "_curl", "_ud", "__weakref__")
+    __slots__ = ("closesocket_cb", "owner", "ud", "__weakref__")
 
-    def __init__(self, func, curl):
-        self._closesocket_cb = func
-        self._curl = weakref.ref(curl)
-        self._ud = ffi.new_handle(self)
+    def __init__(self, func, rec):
+        self.closesocket_cb = func
+        self.owner = weakref.ref(rec)  # weakly: the record holds its closers
+        self.ud = ffi.new_handle(self)
 
-    def _callback_failed(self, exc):
-        curl = self._curl()
-        if curl is not None:
-            curl._callback_failed(exc)
-
-
-class _Attached(object):
-    """What ``Curl._multi_ref`` becomes once the Curl, while attached, has
-    replaced an object libcurl may still be reading (a POSTFIELDS buffer,
-    an HTTPPOST form, a slist of a transfer in flight): it stands for the
-    multi's weakref and holds those objects.  Every detach sets
-    ``_multi_ref`` to None after ``curl_multi_remove_handle``, so they are
-    freed then, and the hot paths never look at them."""
-
-    __slots__ = ("ref", "retired")
-
-    def __init__(self, ref):
-        self.ref = ref
-        self.retired = []
-
-    def __call__(self):
-        return self.ref()
+    def callback_failed(self, exc):
+        rec = self.owner()
+        if rec is not None:
+            rec.callback_failed(exc)
 
 
-class Curl(object):
+_CALLBACK_SLOTS = tuple(sorted(set(_CALLBACK_ATTRS.values())))
+_get_ident = get_ident
+
+
+class _EasyRecord(object):
+    """The owner record of one ``CURL *`` (see ``_owner.py``).
+
+    States: IDLE -> PERFORMING (Curl.perform, in ``thread``) -> IDLE;
+    IDLE -> ATTACHED (CurlMulti.add_handle: ``multi`` is the multi's record,
+    and ``lock`` is the multi's lock) -> IDLE (remove_handle); any -> CLOSING
+    (closed while its multi is inside a libcurl call: freed when the call
+    returns) -> CLOSED; IDLE -> CLOSED (close, or the last reference gone).
+
+    It holds what libcurl points at: ``keep`` (option -> slist, form,
+    buffer, sink), ``retired`` (what was replaced while attached: a transfer
+    in flight may still read it, so it is freed at the detach), ``closers``,
+    the share, the error buffer; and the callables the trampolines call."""
+
+    __slots__ = ("h", "udp", "lock", "own_lock", "state", "thread", "multi", "errbuf", "keep",
+                 "retired", "closers", "sink_h", "share", "share_s", "callback_error",
+                 "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
+
+    def __init__(self, h):
+        self.h = h
+        self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
+        self.lock = self.own_lock = threading.RLock()
+        self.state = IDLE
+        self.thread = None
+        self.multi = None
+        self.errbuf = ffi.new("char[]", _ERROR_SIZE)
+        self.keep = {}
+        self.retired = None
+        self.closers = ()
+        self.sink_h = ffi.NULL
+        self.share = self.share_s = None
+        self.callback_error = None
+        self.clear_callbacks()
+
+    def bind(self):
+        check_easy(lib.cm_easy_bind(self.h, self.udp))
+        check_easy(lib.cm_easy_setopt_ptr(self.h, lib.CURLOPT_ERRORBUFFER, self.errbuf))
+
+    def clear_callbacks(self):
+        for attr in _CALLBACK_SLOTS:
+            setattr(self, attr, None)
+        for closer in self.closers:
+            closer.closesocket_cb = None
+        self.write_view = self.header_view = False
+
+    def callback_failed(self, exc):
+        """Called by the trampolines: the first exception wins."""
+        if self.callback_error is None:
+            self.callback_error = exc
+        if not isinstance(exc, Exception):
+            # KeyboardInterrupt, SystemExit: also raised by the CurlMulti call.
+            multi = self.multi
+            if multi is not None:
+                multi.callback_failed(exc)
+
+    # -- state checks (under the lock) -----------------------------------------
+
+    def enter(self, method, mutating=True):
+        """The handle, for a method that may run now.  Under ``self.lock``.
+        ``mutating``: the method changes what a running transfer reads, so it
+        is refused from the transfer's own callbacks too (as in pycurl)."""
+        state = self.state
+        if state is IDLE:
+            return self.h
+        if state is ATTACHED:
+            if self.multi.enter(method) and mutating:
+                raise misuse("cannot invoke %s() - perform() is currently running" % method)
+            return self.h
+        if state is PERFORMING:
+            if mutating:
+                raise misuse("cannot invoke %s() - perform() is currently running" % method)
+            if self.thread != _get_ident():
+                raise misuse("cannot invoke %s() - perform() is currently running on another thread"
+                             % method)
+            return self.h
+        raise closed_error("Curl object", method)
+
+    def transfer_error(self, code):
+        """The ``error`` for a finished transfer's CURLcode (the message from
+        the error buffer when libcurl left one)."""
+        if not code:
+            code = _E_ABORTED_BY_CALLBACK
+        message = ffi.string(self.errbuf).decode("utf-8", "surrogateescape") if self.h is not None else ""
+        return easy_error(code, message or None)
+
+    # -- what libcurl points at --------------------------------------------------
+
+    def hold(self, option, obj):
+        """Keep obj (None: nothing) as what libcurl points at for option.  The
+        object it replaces is freed now, or, while the handle is attached to a
+        CurlMulti (a transfer may be reading it), when it is detached."""
+        old = self.keep.pop(option, None)
+        if obj is not None:
+            self.keep[option] = obj
+        if old is not None and self.state is ATTACHED:
+            if self.retired is None:
+                self.retired = []
+            self.retired.append(old)
+
+    def forget_sink(self):
+        """A C sink stops reading this handle's Content-Length."""
+        sink = self.keep.pop(_WRITEFUNCTION, None)
+        if sink is not None:
+            lib.cm_sink_detach(sink._sink, self.sink_h)
+
+    def refuse_attached(self, what):
+        """For what libcurl cannot take while a transfer may be in flight."""
+        if self.state is ATTACHED:
+            raise misuse("cannot %s - the Curl object is attached to a CurlMulti "
+                         "(remove_handle() it first)" % what)
+
+    def set_callback(self, h, option, func, view=False):
+        attr = _CALLBACK_ATTRS.get(option)
+        if attr is None:
+            raise TypeError("callback option %s is not supported by curlmulti" % option_name(option))
+        if not callable(func):
+            raise TypeError("%s takes a callable, not %s" % (option_name(option), type(func).__name__))
+        view_attr = _VIEW_ATTRS.get(option)
+        if view_attr is not None:
+            setattr(self, view_attr, bool(view))
+        # A callable in the slot means the trampoline is in place with this
+        # record as its owner: then only the callable changes, unless the new
+        # one is a C sink's write() (never stored there) or the option is
+        # CLOSESOCKETFUNCTION (whose owner is a _SocketCloser).
+        if getattr(self, attr) is not None and option != _CLOSESOCKETFUNCTION and (
+                option != _WRITEFUNCTION or not isinstance(getattr(func, "__self__", None), _Sink)):
+            setattr(self, attr, func)
+            return
+        if option == _WRITEFUNCTION:
+            sink = getattr(func, "__self__", None)
+            if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:
+                # A C sink: libcurl writes into it with no Python call.
+                self.forget_sink()
+                check_easy(lib.cm_easy_set_sink(h, sink._sink))
+                self.keep[option] = sink
+                self.sink_h = h
+                self.write_cb = None
+                return
+            self.forget_sink()
+        owner = self.udp
+        if option == _CLOSESOCKETFUNCTION:
+            if self.closers:
+                closer = self.closers[0]
+                closer.closesocket_cb = func
+            else:
+                closer = _SocketCloser(func, self)
+                self.closers = (closer,)
+            owner = closer.ud
+        check_easy(lib.cm_easy_set_callback(h, option, owner))
+        setattr(self, attr, func)
+
+    def use_share(self, h, share, what):
+        """CURLOPT_SHARE: stop using the current share, use ``share`` (a
+        CurlShare, or None).  Refused while attached to a CurlMulti: libcurl
+        picked the connection cache of a transfer there when it was added."""
+        self.refuse_attached(what)
+        old, old_s = self.share, self.share_s
+        new_s = share._rec.s if share is not None else None
+        if share is not None and new_s is None:
+            raise closed_error("CurlShare object", "setopt")
+        code = lib.cm_easy_use_share(h, ffi.NULL if old_s is None else old_s,
+                                     ffi.NULL if new_s is None else new_s)
+        if code:
+            if share is not None and share._rec.s is None:
+                raise closed_error("CurlShare object", "setopt")  # closed by another thread
+            raise easy_error(code)
+        self.share, self.share_s = share, new_s
+        if share is not None:
+            share._rec.join(self)
+        if old is not None:
+            old._rec.leave(self)
+
+    def leave_share(self, share_rec):
+        """CurlShare.close(): detach from it unless a transfer may be using it
+        (then the handle keeps libcurl's share until it is detached or closed)."""
+        lock = acquire(self)
+        try:
+            if self.share is not None and self.share._rec is share_rec and self.state is IDLE:
+                self.use_share(self.h, None, "unset SHARE")
+        finally:
+            lock.release()
+
+    def drop_share(self):
+        """After curl_easy_cleanup: the handle no longer uses its share."""
+        share, s = self.share, self.share_s
+        self.share = self.share_s = None
+        if share is not None:
+            share._rec.leave(self)
+        lib.cm_share_leave(s)  # share (a local) keeps the closers alive meanwhile
+
+    # -- freeing -------------------------------------------------------------
+
+    def take_handle(self):
+        """Under the lock: the state becomes CLOSED and the caller owns the
+        CURL * (None if it was freed already)."""
+        h, self.h = self.h, None
+        self.state = CLOSED
+        self.multi = None
+        self.lock = self.own_lock
+        return h
+
+    def free(self, h, quiet=False):
+        """curl_easy_cleanup(h) and let go of everything libcurl pointed at.
+        ``quiet``: the Curl is gone, so the trampolines' userdata is no longer
+        valid: remove them first (the CLOSESOCKETFUNCTION stays: its owner is
+        the closer, which this record still holds)."""
+        if quiet:
+            lib.cm_easy_quiet(h)
+        lib.curl_easy_cleanup(h)
+        self.release()
+
+    def release(self):
+        if self.share_s is not None:
+            self.drop_share()
+        self.forget_sink()
+        self.keep = {}
+        self.retired = None
+        self.closers = ()  # a CurlMulti or CurlShare may still need them: they hold their own
+        self.clear_callbacks()
+
+    def __del__(self):
+        # The last reference is gone (the Curl was dropped unclosed): never
+        # attached nor performing then, as both hold the Curl.
+        h = self.h
+        if h is not None:
+            self.h = None
+            self.state = CLOSED
+            self.free(h, quiet=True)
+
+
+class Curl(Owned):
     """A libcurl easy handle (``curl_easy_init``), pycurl-compatible.
 
     Callbacks are called with pycurl's signatures.  An exception raised in a
     callback aborts the transfer; ``perform()`` then raises ``error`` with
     the exception as ``__cause__``, and ``callback_error`` holds it (also for
-    transfers run by a ``CurlMulti``)."""
+    transfers run by a ``CurlMulti``).
 
-    _h = None
-    _ud = None
-    _busy = False
-    _multi_ref = None  # the multi's weakref, or an _Attached standing for it
-    _closers = ()  # every _SocketCloser made for this handle
-    _sink_h = ffi.NULL  # the CURL * last given to a C sink
-    _share = None  # the CurlShare attached (held strongly: see _share.py)
-    _share_s = None  # and its cm_share cdata
+    Thread-safe: every method checks the handle's state under its lock, so a
+    call from another thread while ``perform()`` runs is refused with
+    ``error``, as pycurl does.  The state lives in ``self._rec`` (see
+    ``_owner.py``); dropping the last reference frees the handle at once."""
+
+    _ud = None  # the ffi.new_handle libcurl's callback data points at
 
     def __init__(self):
-        if self._ud is not None:
+        if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         h = lib.curl_easy_init()
         if h == ffi.NULL:
@@ -303,60 +517,42 @@ class Curl(object):
         self._adopt(h)
 
     def _adopt(self, h):
-        self._h = h
-        self._ud = ffi.new_handle(self)
-        self._errbuf = ffi.new("char[]", _ERROR_SIZE)
-        self._keep = {}
-        self._clear_callbacks()
-        self.callback_error = None
-        self._bind()
+        try:
+            rec = _EasyRecord(h)
+            self._ud = ffi.new_handle(rec)
+            rec.udp = ffi.cast("void *", self._ud)
+            self._rec = rec
+            rec.bind()
+        except BaseException:
+            lib.curl_easy_cleanup(h)
+            raise
 
-    def _bind(self):
-        check_easy(lib.cm_easy_bind(self._h, self._ud))
-        check_easy(lib.cm_easy_setopt_ptr(self._h, lib.CURLOPT_ERRORBUFFER, self._errbuf))
+    @property
+    def callback_error(self):
+        """The exception a callback raised during the last transfer, or None."""
+        return self._rec.callback_error
 
-    def _clear_callbacks(self):
-        for attr in _CALLBACK_ATTRS.values():
-            setattr(self, attr, None)
-        for closer in self._closers:
-            closer._closesocket_cb = None
-        self._write_view = self._header_view = False
-
-    def _callback_failed(self, exc):
-        if self.callback_error is None:
-            self.callback_error = exc
-        if not isinstance(exc, Exception):
-            # KeyboardInterrupt, SystemExit: also raised by the CurlMulti call.
-            multi = self._attached_multi()
-            if multi is not None:
-                multi._callback_failed(exc)
-
-    # -- state checks -------------------------------------------------------
-
-    def _handle(self, method):
-        h = self._h
-        if h is None:
-            raise closed_error("Curl object", method)
-        return h
+    @callback_error.setter
+    def callback_error(self, value):
+        self._rec.callback_error = value
 
     @property
     def closed(self):
-        return self._h is None
+        rec = self._rec
+        return rec is None or rec.h is None or rec.state is CLOSING
 
-    def _attached_multi(self):
-        ref = self._multi_ref
-        return ref() if ref is not None else None
-
-    def _idle_handle(self, method):
-        """The handle, for a method that must not run during a transfer of
-        this Curl (from one of its callbacks, or from another thread)."""
-        h = self._handle(method)
-        if self._busy:
-            raise misuse("cannot invoke %s() - perform() is currently running" % method)
-        multi = self._attached_multi()
-        if multi is not None and getattr(multi, "_depth", 0):
-            raise misuse("cannot invoke %s() - perform() is currently running" % method)
-        return h
+    def _enter(self, method, mutating=True):
+        """Acquire the lock and check the state: (lock, handle).  The caller
+        releases the lock."""
+        rec = self._rec
+        if rec is None:
+            raise closed_error("Curl object", method)
+        lock = acquire(rec)
+        try:
+            return lock, rec.enter(method, mutating)
+        except BaseException:
+            lock.release()
+            raise
 
     # -- options ------------------------------------------------------------
 
@@ -365,16 +561,27 @@ class Curl(object):
         ``use_memoryview=True`` (WRITEFUNCTION and HEADERFUNCTION only), the
         callback receives a read-only memoryview of libcurl's buffer instead
         of bytes, valid until it returns."""
-        h = self._h
-        if h is None or self._busy or self._multi_ref is not None:
-            h = self._idle_handle("setopt")
+        rec = self._rec
+        lock = rec.lock
+        lock.acquire()
+        if rec.lock is not lock or rec.state is not IDLE:
+            lock.release()
+            lock, h = self._enter("setopt")
+        else:
+            h = rec.h
+        try:
+            self._setopt(rec, h, option, value, use_memoryview)
+        finally:
+            lock.release()
+
+    def _setopt(self, rec, h, option, value, use_memoryview):
         if use_memoryview and option not in _VIEW_ATTRS:
             raise TypeError("use_memoryview is only for WRITEFUNCTION and HEADERFUNCTION")
         kind = _KINDS.get(option) if type(option) is int else None
         if kind is None:
             kind = _option_kind(option)
         if value is None:
-            return self.unsetopt(option)
+            return self._unsetopt(rec, h, option)
         if kind == _STRING:
             # libcurl copies string options: the bytes are passed as they are.
             if type(value) is str:
@@ -382,21 +589,21 @@ class Curl(object):
             elif type(value) is not bytes:
                 value = _to_bytes(value, option)
             if 0 in value:  # a NUL byte (searching for the int is the fast way)
-                raise ValueError("option %d: value contains a NUL byte" % option)
+                raise ValueError("%s: value contains a NUL byte" % option_name(option))
             code = _setopt_str(h, option, value)
             if code:
                 raise easy_error(code)
         elif kind == _LONG:
             check_easy(lib.cm_easy_setopt_long(h, option, _c_long(value, option)))
         elif kind == _FUNCTION:
-            self._set_callback(h, option, value, use_memoryview)
+            rec.set_callback(h, option, value, use_memoryview)
         elif kind == _SLIST:
             slist = _Slist(value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, option, slist.ptr))
-            self._hold(option, slist)  # libcurl keeps the pointer
+            rec.hold(option, slist)  # libcurl keeps the pointer
         elif kind == _OFF_T:
             if not isinstance(value, int):
-                raise TypeError("option %d takes an int, not %s" % (option, type(value).__name__))
+                raise TypeError("%s takes an int, not %s" % (option_name(option), type(value).__name__))
             check_easy(lib.cm_easy_setopt_off_t(h, option, value))
         elif kind == _BLOB:
             data = _to_bytes(value, option)
@@ -406,22 +613,21 @@ class Curl(object):
             func_option, method = _FILE_OPTIONS[option]
             func = getattr(value, method, None)
             if not callable(func):
-                raise TypeError("option %d takes an object with a %s() method" % (option, method))
-            self._set_callback(h, func_option, func)
+                raise TypeError("%s takes an object with a %s() method" % (option_name(option), method))
+            rec.set_callback(h, func_option, func)
         elif option == _HTTPPOST:
-            if self._multi_ref is not None:
-                # libcurl sends from the form set now, so replacing it would
-                # change a body in flight.
-                self._refuse_attached("set HTTPPOST")
+            # libcurl sends from the form set now, so replacing it would
+            # change a body in flight.
+            rec.refuse_attached("set HTTPPOST")
             form = _Form(h, value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, form.ptr))
-            self._hold(option, form)  # libcurl reads it at each transfer
+            rec.hold(option, form)  # libcurl reads it at each transfer
         elif option == _POSTFIELDS:
             data = _to_bytes(value, option)
             buf = ffi.new("char[]", data)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, buf))
-            self._hold(option, buf)  # libcurl keeps the pointer
+            rec.hold(option, buf)  # libcurl keeps the pointer
         elif option == _COPYPOSTFIELDS:
             data = _to_bytes(value, option)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
@@ -429,205 +635,111 @@ class Curl(object):
         elif option == _SHARE:
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
-            if value._s is None:
+            if value._rec is None or value._rec.s is None:
                 raise closed_error("CurlShare object", "setopt")
-            if value is not self._share:
-                self._use_share(h, value, "set SHARE")
+            if value is not rec.share:
+                rec.use_share(h, value, "set SHARE")
         else:
-            raise TypeError("option %d is not supported by curlmulti.Curl.setopt" % option)
-
-    def _use_share(self, h, share, what):
-        """CURLOPT_SHARE: stop using the current share, use share (None:
-        none).  Refused while attached to a CurlMulti: libcurl picked the
-        connection cache of a transfer there when the handle was added."""
-        if self._multi_ref is not None:
-            self._refuse_attached(what)
-        old, old_s = self._share, self._share_s
-        new_s = share._s if share is not None else None
-        code = lib.cm_easy_use_share(h, ffi.NULL if old_s is None else old_s,
-                                     ffi.NULL if new_s is None else new_s)
-        if code:
-            if share is not None and share._s is None:
-                raise closed_error("CurlShare object", "setopt")  # closed by another thread
-            raise easy_error(code)
-        self._share, self._share_s = share, new_s
-        if share is not None:
-            share._users.add(self)
-        if old is not None:
-            old._users.discard(self)
-            if self._closers:
-                old._closers.update(self._closers)  # its cache may hold our connections
-
-    def _leave_share(self, share):
-        """CurlShare.close(): detach from it unless a transfer may be using it."""
-        h = self._h
-        if self._share is not share or h is None:
-            return
-        with _STATE_LOCK:
-            if self._busy or self._multi_ref is not None:
-                return  # keeps the CURLSH until detached or closed
-            self._busy = True
-        try:
-            self._use_share(h, None, "unset SHARE")
-        finally:
-            self._busy = False
-
-    def _drop_share(self):
-        """After curl_easy_cleanup: the handle no longer uses its share."""
-        share, s = self._share, self._share_s
-        self._share = self._share_s = None
-        if share is not None:
-            try:
-                share._users.discard(self)
-            except TypeError:
-                pass  # PyPy: no new weakref to a Curl being finalized (the set drops it itself)
-            if self._closers:
-                share._closers.update(self._closers)
-        lib.cm_share_leave(s)  # share (a local) keeps the closers alive meanwhile
-
-    def _refuse_attached(self, what):
-        """For what libcurl cannot take while a transfer may be in flight."""
-        if self._attached_multi() is None:
-            gc.collect()  # a multi nothing refers to detaches its handles when collected
-        if self._multi_ref is not None:
-            raise misuse("cannot %s - the Curl object is attached to a CurlMulti "
-                         "(remove_handle() it first)" % what)
-
-    def _hold(self, option, obj):
-        """Keep obj (None: nothing) as what libcurl points at for option.  The
-        object it replaces is freed now, or, while the handle is attached to a
-        CurlMulti (a transfer may be reading it), when it is detached."""
-        old = self._keep.pop(option, None)
-        if obj is not None:
-            self._keep[option] = obj
-        ref = self._multi_ref
-        if old is not None and ref is not None:
-            if type(ref) is not _Attached:
-                ref = self._multi_ref = _Attached(ref)
-            ref.retired.append(old)
-
-    def _set_callback(self, h, option, func, view=False):
-        attr = _CALLBACK_ATTRS.get(option)
-        if attr is None:
-            raise TypeError("callback option %d is not supported by curlmulti" % option)
-        if not callable(func):
-            raise TypeError("option %d takes a callable, not %s" % (option, type(func).__name__))
-        view_attr = _VIEW_ATTRS.get(option)
-        if view_attr is not None:
-            setattr(self, view_attr, bool(view))
-        # A callable in the attribute means the trampoline is in place with
-        # this Curl as its owner: then only the callable changes, unless
-        # the new one is a C sink's write() (never stored there) or the
-        # option is CLOSESOCKETFUNCTION (whose owner is a _SocketCloser).
-        if getattr(self, attr) is not None and option != _CLOSESOCKETFUNCTION and (
-                option != _WRITEFUNCTION or not isinstance(getattr(func, "__self__", None), _Sink)):
-            setattr(self, attr, func)
-            return
-        if option == _WRITEFUNCTION:
-            sink = getattr(func, "__self__", None)
-            if isinstance(sink, _Sink) and getattr(func, "__func__", None) is _Sink.write:
-                # A C sink: libcurl writes into it with no Python call.
-                self._forget_sink()
-                check_easy(lib.cm_easy_set_sink(h, sink._sink))
-                self._keep[option] = sink
-                self._sink_h = h
-                self._write_cb = None
-                return
-            self._forget_sink()
-        owner = self._ud
-        if option == _CLOSESOCKETFUNCTION:
-            if self._closers:
-                closer = self._closers[0]
-                closer._closesocket_cb = func
-            else:
-                closer = _SocketCloser(func, self)
-                self._closers = (closer,)
-            owner = closer._ud
-        check_easy(lib.cm_easy_set_callback(h, option, owner))
-        setattr(self, attr, func)
+            raise TypeError("%s is not supported by curlmulti.Curl.setopt" % option_name(option))
 
     def setopt_string(self, option, value):
         """Set a string option (libcurl copies it) without the per-option
         rules of setopt(); only options libcurl lists as strings."""
-        h = self._idle_handle("setopt_string")
-        if _option_kind(option) != _STRING:
-            raise TypeError("option %d is not a string option" % option)
-        check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
+        lock, h = self._enter("setopt_string")
+        try:
+            if _option_kind(option) != _STRING:
+                raise TypeError("%s is not a string option" % option_name(option))
+            check_easy(lib.cm_easy_setopt_ptr(h, option, _c_string(value, option)))
+        finally:
+            lock.release()
 
     def unsetopt(self, option):
         """Reset an option to libcurl's default (NULL for pointers)."""
-        h = self._idle_handle("unsetopt")
+        lock, h = self._enter("unsetopt")
+        try:
+            self._unsetopt(self._rec, h, option)
+        finally:
+            lock.release()
+
+    def _unsetopt(self, rec, h, option):
         kind = _option_kind(option)
         if kind == _FUNCTION:
             attr = _CALLBACK_ATTRS.get(option)
             if attr is None:
-                raise TypeError("callback option %d is not supported by curlmulti" % option)
+                raise TypeError("callback option %s is not supported by curlmulti" % option_name(option))
             check_easy(lib.cm_easy_set_callback(h, option, ffi.NULL))
-            setattr(self, attr, None)
+            setattr(rec, attr, None)
             if option == _CLOSESOCKETFUNCTION:
-                for closer in self._closers:
-                    closer._closesocket_cb = None
+                for closer in rec.closers:
+                    closer.closesocket_cb = None
             if option == _WRITEFUNCTION:
-                self._forget_sink()
+                rec.forget_sink()
         elif option in _FILE_OPTIONS:
-            self.unsetopt(_FILE_OPTIONS[option][0])
+            self._unsetopt(rec, h, _FILE_OPTIONS[option][0])
         elif option == _HTTPPOST:
-            if self._multi_ref is not None:
-                self._refuse_attached("unset HTTPPOST")
+            rec.refuse_attached("unset HTTPPOST")
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, ffi.NULL))
-            self._hold(option, None)
+            rec.hold(option, None)
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
                 check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
-            self._hold(option, None)
+            rec.hold(option, None)
         elif option == _SHARE:
-            if self._share is not None:
-                self._use_share(h, None, "unset SHARE")
+            if rec.share is not None:
+                rec.use_share(h, None, "unset SHARE")
         elif option in _RESERVED:
-            raise TypeError("option %d is not supported by curlmulti.Curl.unsetopt" % option)
+            raise TypeError("%s is not supported by curlmulti.Curl.unsetopt" % option_name(option))
         else:
-            raise TypeError("unsetopt() is not supported for integer option %d; set its default value" % option)
+            raise TypeError("unsetopt() is not supported for integer option %s; set its default value"
+                            % option_name(option))
 
     # -- transfer -----------------------------------------------------------
 
     def perform(self):
         """Run the transfer (``curl_easy_perform``); raises ``error`` on failure."""
-        h = self._handle("perform")
-        with _STATE_LOCK:
-            if self._busy:
-                raise misuse("cannot invoke perform() - perform() is currently running")
-            if self._attached_multi() is not None:
-                raise misuse("cannot invoke perform() - the Curl object is attached to a CurlMulti")
-            self._busy = True
-        self.callback_error = None
+        rec = self._rec
+        lock = acquire(rec)
+        try:
+            if rec.state is not IDLE:
+                if rec.state is ATTACHED:
+                    raise misuse("cannot invoke perform() - the Curl object is attached to a CurlMulti")
+                rec.enter("perform")  # raises: closed, or running
+            h = rec.h
+            rec.state = PERFORMING
+            rec.thread = _get_ident()
+            rec.callback_error = None
+        finally:
+            lock.release()
         try:
             code = lib.curl_easy_perform(h)
         finally:
-            self._busy = False
-        if code or self.callback_error is not None:
-            raise_from_callback(self._transfer_error(code), self.callback_error)
-
-    def _transfer_error(self, code):
-        """The ``error`` for a finished transfer's CURLcode (the message from
-        the error buffer when libcurl left one)."""
-        if not code:
-            code = _E_ABORTED_BY_CALLBACK
-        message = ffi.string(self._errbuf).decode("utf-8", "surrogateescape") if self._h is not None else ""
-        return easy_error(code, message or None)
+            lock = acquire(rec)
+            rec.state = IDLE
+            rec.thread = None
+            lock.release()
+        exc = rec.callback_error
+        if _callbacks.UNCLAIMED and exc is None:
+            exc = _callbacks.take_unclaimed()
+        if code or exc is not None:
+            raise_from_callback(rec.transfer_error(code), exc)
 
     def perform_rb(self):
         """Perform and return the body as bytes; the write callback or sink
         set before is restored afterwards."""
         buf = io.BytesIO()
-        self._idle_handle("perform_rb")
-        previous = self._write_cb
-        sink = self._keep.get(_WRITEFUNCTION)
+        rec = self._rec
+        lock, _ = self._enter("perform_rb")
+        try:
+            previous = rec.write_cb
+            sink = rec.keep.get(_WRITEFUNCTION)
+        finally:
+            lock.release()
         self.setopt(_WRITEFUNCTION, buf.write)
         try:
             self.perform()
         finally:
-            if self._h is not None:
+            if not self.closed:
                 if sink is not None:
                     self.setopt(_WRITEFUNCTION, sink.write)
                 elif previous is None:
@@ -641,11 +753,32 @@ class Curl(object):
         return self.perform_rb().decode("utf-8", "replace")
 
     def pause(self, bitmask):
-        """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL, PAUSE_CONT."""
-        h = self._handle("pause")
+        """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL, PAUSE_CONT.
+        Only from the thread that runs the transfer (or its callbacks):
+        unpausing delivers buffered data through the write callback, in the
+        calling thread."""
         if not isinstance(bitmask, int):
             raise TypeError("pause() takes an int bitmask")
-        check_easy(lib.curl_easy_pause(h, bitmask))
+        lock, h = self._enter("pause", mutating=False)
+        rec = self._rec
+        try:
+            multi = rec.multi
+            if rec.state is PERFORMING or (multi is not None and multi.thread is not None):
+                # This thread runs the transfer (enter() refused any other):
+                # libcurl is ours, callbacks included, with no lock held.
+                lock.release()
+                lock = None
+                code = lib.curl_easy_pause(h, bitmask)
+            elif multi is not None:
+                # Attached, and the multi idle: run it as one of the multi's
+                # calls, so that callbacks it runs defer what they close.
+                code = multi.call_locked(lib.curl_easy_pause, h, bitmask)
+            else:
+                code = lib.curl_easy_pause(h, bitmask)
+        finally:
+            if lock is not None:
+                lock.release()
+        check_easy(code)
 
     def unpause(self):
         """Same as ``pause(PAUSE_CONT)``."""
@@ -659,74 +792,46 @@ class Curl(object):
 
     def getinfo(self, info):
         """``curl_easy_getinfo``; strings as str."""
-        h = self._h
-        if h is not None and type(info) is int and info & _INFO_TYPEMASK == _INFO_LONG:
-            value = lib.cm_easy_getinfo_long_fast(h, info)  # RESPONSE_CODE and co: one C call
+        if type(info) is int and info & _INFO_TYPEMASK == _INFO_LONG:
+            rec = self._rec
+            lock = rec.lock
+            lock.acquire()
+            if rec.lock is not lock or (rec.state is not IDLE and (
+                    rec.state is not ATTACHED or rec.multi.thread is not None)):
+                lock.release()
+                lock, h = self._enter("getinfo", mutating=False)
+            else:
+                h = rec.h
+            try:
+                value = lib.cm_easy_getinfo_long_fast(h, info)  # RESPONSE_CODE and co: one C call
+            finally:
+                lock.release()
             if value == _LONG_MIN:
                 check_easy(lib.cm_getinfo_code())
             return value
         return self._getinfo(info, False, "getinfo")
 
     def _getinfo(self, info, raw, method):
-        h = self._handle(method)
         if not isinstance(info, int):
             raise TypeError("info must be an int, not %s" % type(info).__name__)
-        kind = info & _INFO_TYPEMASK
         if info == _INFO_PRIVATE:
             raise ValueError("INFO_PRIVATE is reserved by curlmulti")
-        if kind == lib.CM_INFO_LONG:
-            out = ffi.new("long *")
-            check_easy(lib.cm_easy_getinfo_long(h, info, out))
-            return out[0]
-        if kind == lib.CM_INFO_DOUBLE:
-            out = ffi.new("double *")
-            check_easy(lib.cm_easy_getinfo_double(h, info, out))
-            return out[0]
-        if kind == lib.CM_INFO_STRING:
-            out = ffi.new("char **")
-            check_easy(lib.cm_easy_getinfo_string(h, info, out))
-            if out[0] == ffi.NULL:
-                return None
-            data = ffi.string(out[0])
-            return data if raw else data.decode("utf-8", "surrogateescape")
-        if kind == lib.CM_INFO_OFF_T:
-            out = ffi.new("curl_off_t *")
-            check_easy(lib.cm_easy_getinfo_off_t(h, info, out))
-            return out[0]
-        if kind == lib.CM_INFO_SOCKET:
-            out = ffi.new("curl_socket_t *")
-            check_easy(lib.cm_easy_getinfo_socket(h, info, out))
-            return out[0]
-        if kind == lib.CM_INFO_SLIST and info == _INFO_CERTINFO:
-            out = ffi.new("void **")
-            check_easy(lib.cm_easy_getinfo_ptr(h, info, out))
-            certinfo = ffi.cast("struct curl_certinfo *", out[0])
-            certs = []
-            if certinfo != ffi.NULL:
-                for i in range(certinfo.num_of_certs):
-                    fields = []
-                    for line in _slist_to_list(certinfo.certinfo[i], raw):
-                        sep = b":" if raw else ":"
-                        key, _, val = line.partition(sep)
-                        fields.append((key, val))
-                    certs.append(fields)
-            return certs
-        if kind == lib.CM_INFO_SLIST and info in _INFO_SLISTS:
-            out = ffi.new("struct curl_slist **")
-            check_easy(lib.cm_easy_getinfo_slist(h, info, out))
-            try:
-                return _slist_to_list(out[0], raw)
-            finally:
-                lib.curl_slist_free_all(out[0])
-        raise error(_E_UNKNOWN_OPTION, "getinfo: unsupported info %d" % info)
+        lock, h = self._enter(method, mutating=False)
+        try:
+            return _read_info(h, info, raw)
+        finally:
+            lock.release()
 
     def errstr(self):
         """The message libcurl left in the error buffer by the last transfer."""
         return self.errstr_raw().decode("utf-8", "surrogateescape")
 
     def errstr_raw(self):
-        self._handle("errstr")
-        return ffi.string(self._errbuf)
+        lock, _ = self._enter("errstr", mutating=False)
+        try:
+            return ffi.string(self._rec.errbuf)
+        finally:
+            lock.release()
 
     # -- CONNECT_ONLY ---------------------------------------------------------
 
@@ -734,19 +839,21 @@ class Curl(object):
         """``curl_easy_recv`` on a CONNECT_ONLY connection: up to buffersize
         bytes (b"" once the peer has closed).  BlockingIOError when no data
         is there yet."""
-        h = self._handle("recv")
         if not isinstance(buffersize, int):
             raise TypeError("recv() takes an int")
         if buffersize < 0:
             raise ValueError("recv(): buffersize must not be negative")
         buf = ffi.new("char[]", buffersize)
         n = ffi.new("size_t *")
-        self._check_io(lib.curl_easy_recv(h, buf, buffersize, n))
+        lock, h = self._enter("recv")
+        try:
+            self._check_io(lib.curl_easy_recv(h, buf, buffersize, n))
+        finally:
+            lock.release()
         return ffi.unpack(buf, n[0])
 
     def recv_into(self, buffer, nbytes=0):
         """``curl_easy_recv`` into a writable buffer; returns the count."""
-        h = self._handle("recv_into")
         try:
             view = ffi.from_buffer(buffer, require_writable=True)
         except (TypeError, BufferError):
@@ -757,37 +864,51 @@ class Curl(object):
         if nbytes < 0 or nbytes > len(view):
             raise ValueError("recv_into(): nbytes out of range")
         n = ffi.new("size_t *")
-        self._check_io(lib.curl_easy_recv(h, view, nbytes or len(view), n))
+        lock, h = self._enter("recv_into")
+        try:
+            self._check_io(lib.curl_easy_recv(h, view, nbytes or len(view), n))
+        finally:
+            lock.release()
         return n[0]
 
     def send(self, data):
         """``curl_easy_send`` on a CONNECT_ONLY connection: returns how many
         bytes were sent.  BlockingIOError when none could be."""
-        h = self._handle("send")
         if isinstance(data, str):
             raise TypeError("send() takes a bytes-like object, not str")
         view = ffi.from_buffer(data)
         n = ffi.new("size_t *")
-        self._check_io(lib.curl_easy_send(h, view, len(view), n))
+        lock, h = self._enter("send")
+        try:
+            self._check_io(lib.curl_easy_send(h, view, len(view), n))
+        finally:
+            lock.release()
         return n[0]
 
     def _check_io(self, code):
         if code == _E_AGAIN:
             raise BlockingIOError(errno.EAGAIN, "no data available now (CURLE_AGAIN)")
         if code:
-            raise self._transfer_error(code)
+            raise self._rec.transfer_error(code)
 
     # -- pycurl extras ----------------------------------------------------------
 
     def multi(self):
         """The CurlMulti this handle is attached to, or None."""
-        self._handle("multi")
-        return self._attached_multi()
+        lock, _ = self._enter("multi", mutating=False)
+        try:
+            multi = self._rec.multi
+            return multi.public() if multi is not None else None
+        finally:
+            lock.release()
 
     def share(self):
         """The CurlShare this handle uses (SHARE), or None."""
-        self._handle("share")
-        return self._share
+        lock, _ = self._enter("share", mutating=False)
+        try:
+            return self._rec.share
+        finally:
+            lock.release()
 
     def set_ca_certs(self, certs):
         """Trust the PEM certificates in ``certs`` (str or bytes) for the
@@ -802,93 +923,124 @@ class Curl(object):
         while the handle is attached to a CurlMulti: libcurl's reset frees
         the state of a transfer in flight (remove_handle() first).  The
         SHARE stays attached, as libcurl's reset keeps shares."""
-        h = self._idle_handle("reset")
-        if self._multi_ref is not None:
-            self._refuse_attached("invoke reset()")
-        lib.curl_easy_reset(h)
-        self._forget_sink()
-        self._keep = {}  # libcurl no longer points at them
-        self._clear_callbacks()
-        self._bind()
+        lock, h = self._enter("reset")
+        rec = self._rec
+        try:
+            rec.refuse_attached("invoke reset()")
+            lib.curl_easy_reset(h)
+            rec.forget_sink()
+            rec.keep = {}  # libcurl no longer points at them
+            rec.clear_callbacks()
+            rec.bind()
+        finally:
+            lock.release()
 
     def duphandle(self):
         """A copy with the same options (``curl_easy_duphandle``); the copy owns
         its callbacks and shares the buffers libcurl points at.  It has no
         SHARE: libcurl's duphandle does not copy it."""
-        h = self._handle("duphandle")
-        h2 = lib.curl_easy_duphandle(h)
-        if h2 == ffi.NULL:
-            raise error(lib.CURLE_OUT_OF_MEMORY, "curl_easy_duphandle() failed")
-        dup = Curl.__new__(Curl)
+        lock, h = self._enter("duphandle")
+        rec = self._rec
         try:
+            h2 = lib.curl_easy_duphandle(h)
+            if h2 == ffi.NULL:
+                raise error(lib.CURLE_OUT_OF_MEMORY, "curl_easy_duphandle() failed")
+            dup = Curl.__new__(Curl)
             dup._adopt(h2)
-            dup._keep = dict(self._keep)
-            for option, attr in _CALLBACK_ATTRS.items():
-                func = getattr(self, attr)
-                if func is not None:
-                    view_attr = _VIEW_ATTRS.get(option)
-                    dup._set_callback(h2, option, func, view_attr is not None and getattr(self, view_attr))
-        except BaseException:
-            dup.close()
-            raise
+            try:
+                rec2 = dup._rec
+                rec2.keep = dict(rec.keep)
+                for option, attr in _CALLBACK_ATTRS.items():
+                    func = getattr(rec, attr)
+                    if func is not None:
+                        view_attr = _VIEW_ATTRS.get(option)
+                        rec2.set_callback(h2, option, func,
+                                          view_attr is not None and getattr(rec, view_attr))
+                sink = rec.keep.get(_WRITEFUNCTION)
+                if sink is not None:
+                    rec2.keep.pop(_WRITEFUNCTION)
+                    rec2.set_callback(h2, _WRITEFUNCTION, sink.write)
+            except BaseException:
+                dup.close()
+                raise
+        finally:
+            lock.release()
         return dup
 
     def close(self):
-        """Detach from any CurlMulti and free the handle.  Idempotent."""
-        h = self._h
-        if h is None:
+        """Detach from any CurlMulti and free the handle.  Idempotent.
+        Refused while perform() runs; from a callback of a CurlMulti's call,
+        the handle reads as closed at once and is freed when the call
+        returns."""
+        rec = self._rec
+        if rec is None:
             return
-        if self._busy:
-            raise misuse("cannot invoke close() - perform() is currently running")
-        multi = self._attached_multi()
-        if multi is not None:
-            multi._detach(self, closing=True)  # may defer the cleanup itself
-        else:
-            self._close_now()
-
-    def _close_now(self):
-        h, self._h = self._h, None
-        lib.curl_easy_cleanup(h)
-        self._release()
-
-    def _forget_sink(self):
-        """A C sink stops reading this handle's Content-Length."""
-        sink = self._keep.pop(_WRITEFUNCTION, None)
-        if sink is not None:
-            lib.cm_sink_detach(sink._sink, self._sink_h)
-
-    def _release(self):
-        if self._share_s is not None:
-            self._drop_share()
-        self._forget_sink()
-        self._keep = {}
-        self._closers = ()  # a CurlMulti may still need them: it holds its own
-        self._clear_callbacks()
-        self._multi_ref = None
-
-    def __del__(self):
-        h = self._h
-        if h is not None and not self._busy:
-            self._h = None
-            lib.curl_easy_cleanup(h)
-            keep = self.__dict__.get("_keep")
-            if keep:
-                self._forget_sink()
-            if self._share_s is not None:
-                self._drop_share()
-
-    # One object per C handle: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
+        lock = acquire(rec)
+        try:
+            state = rec.state
+            if state is CLOSED or state is CLOSING:
+                return
+            if state is PERFORMING:
+                rec.enter("close")  # raises
+            if state is ATTACHED:
+                rec.multi.detach(rec, self, True, "close")  # may defer the cleanup itself
+                return
+            h = rec.take_handle()
+        finally:
+            lock.release()
+        rec.free(h)
 
     def __repr__(self):
-        return "<curlmulti.Curl %s>" % ("closed" if self._h is None else "at 0x%x" % id(self))
+        return "<curlmulti.Curl %s>" % ("closed" if self.closed else "at 0x%x" % id(self))
+
+
+def _read_info(h, info, raw):
+    kind = info & _INFO_TYPEMASK
+    if kind == lib.CM_INFO_LONG:
+        out = ffi.new("long *")
+        check_easy(lib.cm_easy_getinfo_long(h, info, out))
+        return out[0]
+    if kind == lib.CM_INFO_DOUBLE:
+        out = ffi.new("double *")
+        check_easy(lib.cm_easy_getinfo_double(h, info, out))
+        return out[0]
+    if kind == lib.CM_INFO_STRING:
+        out = ffi.new("char **")
+        check_easy(lib.cm_easy_getinfo_string(h, info, out))
+        if out[0] == ffi.NULL:
+            return None
+        data = ffi.string(out[0])
+        return data if raw else data.decode("utf-8", "surrogateescape")
+    if kind == lib.CM_INFO_OFF_T:
+        out = ffi.new("curl_off_t *")
+        check_easy(lib.cm_easy_getinfo_off_t(h, info, out))
+        return out[0]
+    if kind == lib.CM_INFO_SOCKET:
+        out = ffi.new("curl_socket_t *")
+        check_easy(lib.cm_easy_getinfo_socket(h, info, out))
+        return out[0]
+    if kind == lib.CM_INFO_SLIST and info == _INFO_CERTINFO:
+        out = ffi.new("void **")
+        check_easy(lib.cm_easy_getinfo_ptr(h, info, out))
+        certinfo = ffi.cast("struct curl_certinfo *", out[0])
+        certs = []
+        if certinfo != ffi.NULL:
+            for i in range(certinfo.num_of_certs):
+                fields = []
+                for line in _slist_to_list(certinfo.certinfo[i], raw):
+                    sep = b":" if raw else ":"
+                    key, _, val = line.partition(sep)
+                    fields.append((key, val))
+                certs.append(fields)
+        return certs
+    if kind == lib.CM_INFO_SLIST and info in _INFO_SLISTS:
+        out = ffi.new("struct curl_slist **")
+        check_easy(lib.cm_easy_getinfo_slist(h, info, out))
+        try:
+            return _slist_to_list(out[0], raw)
+        finally:
+            lib.curl_slist_free_all(out[0])
+    raise error(_E_UNKNOWN_OPTION, "getinfo: unsupported info %d" % info)
 
 
 for _name, _value in CONSTANTS.items():

@@ -1,40 +1,45 @@
 """``CurlMulti``: pycurl's multi handle over libcurl's ``CURLM *``.
 
-Lifetimes
----------
-1. While a ``Curl`` is attached, the multi holds it strongly (``_handles``)
-   and the Curl holds the multi only weakly (``Curl._multi_ref``), so an
-   attached handle needs no other reference and a dropped multi is freed.
-   What a Curl replaces while attached (a POSTFIELDS buffer, a slist: a
-   transfer in flight may still read it) hangs off ``_multi_ref`` (an
-   ``_easy._Attached``), so every detach frees it once libcurl let go.
-   libcurl's SOCKETDATA/TIMERDATA point at an ``_Owner`` that refers to the
-   multi weakly too: no cycle, so on CPython a dropped multi is freed (and
-   its handles detached) at once, as in pycurl, not at the next collection.
-2. libcurl forbids removing or cleaning up an easy handle while one of this
-   multi's libcurl calls is on the stack (its callbacks run inside those
-   calls).  ``_depth`` counts such calls; while it is non-zero, detaches and
-   closes are queued in ``_deferred`` (a closed Curl reads as closed at once)
-   and carried out as soon as the outermost call returns.
-3. ``_polling`` counts poll()/wait()/select() calls, which may run in another
-   thread: close() refuses to free the multi under them, and wakeup() and
-   close() share a lock so wakeup() never touches a freed handle.
-4. Objects given to ``assign()`` are held in ``_assigned`` until unassign(),
-   the socket's ``POLL_REMOVE`` or close().
+Ownership (see ``_owner.py`` for the rules every class follows)
+-------------------------------------------------------------------
+1. A ``_MultiRecord`` owns the ``CURLM *``, the callback data libcurl's
+   SOCKETDATA/TIMERDATA point at (a handle to the record itself), the
+   objects given to ``assign()`` and the blocklists.  The public
+   ``CurlMulti`` holds the record, and the record the CurlMulti only
+   weakly; the CurlMulti's finalizer tears the record down when it is
+   dropped unclosed, so a dropped multi detaches its handles at once on
+   CPython, with no ``gc.collect()``.
+2. While a ``Curl`` is attached, the record holds it strongly
+   (``handles``: easy record -> Curl) and the Curl's record points at this
+   record (``multi``) and is guarded by this record's ``lock``: one lock for
+   the multi and all its attached handles.  Attaching and detaching change
+   that under both locks (the multi's first).
+3. libcurl forbids removing or cleaning up an easy handle while one of this
+   multi's calls is on the stack (its callbacks run inside those calls).
+   ``depth`` counts such calls in ``thread``; while it is non-zero,
+   detaches and closes asked for by callbacks are queued in ``deferred``
+   (a closed Curl reads as closed at once) and carried out as soon as the
+   outermost call returns.
+4. Threads: ``perform``, ``socket_action``, ``socket_all`` and the waits
+   (``select``, ``poll``, ``wait``) run without the lock, with ``thread`` set.
+   Another thread's call is then refused with ``error`` (as pycurl refuses
+   calls during ``multi_perform``), except during a wait: there it wakes the
+   wait (``curl_multi_wakeup``) and runs once it has returned.  Short calls
+   (``add_handle``, ``setopt``, ``info_read``, ...) run under the lock.
 5. A connection outlives the transfer that opened it in the multi's
    connection cache, and libcurl calls the CLOSESOCKETFUNCTION of the Curl
    that opened it when it finally closes it, possibly at
-   ``curl_multi_cleanup``.  The multi therefore keeps the closers
-   (``Curl._closers``) of every handle it detached until its own cleanup.
-6. close() and the ``__del__`` backstop share ``_teardown``: no user
-   callbacks, every handle removed (easy handles whose close was requested
-   meanwhile freed after), ``curl_multi_cleanup``, then with
-   ``close_handles`` the handles closed.
+   ``curl_multi_cleanup``.  The record therefore keeps the closers of every
+   handle it detached until its own cleanup.
+6. ``close()`` and the finalizer share ``teardown``: no user callbacks, every
+   handle removed (easy handles whose close was requested meanwhile freed
+   after), ``curl_multi_cleanup``, then with ``close_handles`` the handles
+   closed.
 
 Errors
 ------
 libcurl return codes raise ``error(code, message)``.  An exception raised in
-``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` is stored on the multi (the
+``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` is stored on the record (the
 trampoline returns -1, so libcurl aborts the call and, as it documents, fails
 the transfers in progress) and raised from the call that ran the callback as
 ``__cause__`` of ``error``.  Exceptions in an easy handle's callbacks fail
@@ -42,16 +47,16 @@ that transfer only: ``info_read()`` reports it, with the exception on
 ``curl.callback_error``; KeyboardInterrupt and SystemExit are also raised
 from the multi call."""
 
-import gc
 import threading
 import weakref
 
-from . import _callbacks  # noqa: F401  (registers the trampolines)
+from . import _callbacks
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._easy import Curl
-from ._errors import (check_multi, closed_error, error, misuse, multi_strerror, no_copy,
-                      no_pickle, raise_from_callback)
+from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
+                      raise_from_callback)
+from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned, get_ident
 
 _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
@@ -69,398 +74,558 @@ _NULL = ffi.NULL
 _from_handle = ffi.from_handle
 _info_drain = lib.cm_multi_info_drain
 _CLOSED = "CurlMulti object"
+_WAITS = ("select", "poll", "wait")
 
 
-class _Owner(object):
-    """The object libcurl's callback data points at: the multi, weakly."""
+class _MultiRecord(object):
+    """The owner record of one ``CURLM *`` (see the module docstring)."""
 
-    __slots__ = ("multi",)
+    __slots__ = ("h", "ud", "lock", "cond", "state", "thread", "activity", "depth", "waiters",
+                 "handles", "deferred", "assigned", "closers", "socket_cb", "timer_cb",
+                 "callback_exc", "running", "long", "drain", "fdbuf", "keep", "adding",
+                 "add_refused", "close_handles", "public", "__weakref__")
 
-    def __init__(self, multi):
-        self.multi = weakref.ref(multi)
+    def __init__(self, h, public, close_handles):
+        self.h = h
+        self.ud = ffi.new_handle(self)  # a cycle through the record only; broken by teardown
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.state = OPEN
+        self.thread = None      # the thread inside one of this multi's libcurl calls
+        self.activity = None    # and which call it is
+        self.depth = 0
+        self.waiters = 0        # threads waiting for a wait to end
+        self.handles = {}       # easy record -> Curl, in order of addition
+        self.deferred = []      # [easy record, Curl, close?] waiting for the stack to unwind
+        self.assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
+        self.closers = set()    # CLOSESOCKETFUNCTION owners of detached handles
+        self.socket_cb = self.timer_cb = None
+        self.callback_exc = None
+        self.running = ffi.new("int *")
+        self.long = ffi.new("long *")
+        self.drain = self.fdbuf = self.keep = None
+        self.adding = self.add_refused = False
+        self.close_handles = close_handles
+        self.public = weakref.ref(public)
 
-    def _callback_failed(self, exc):
-        multi = self.multi()
-        if multi is not None:
-            multi._callback_failed(exc)
-
-
-class CurlMulti(object):
-    """A libcurl multi handle (``curl_multi_init``), pycurl-compatible.
-
-    ``close_handles=True`` closes the attached easy handles when the multi is
-    closed; by default they are only removed."""
-
-    _h = None
-    _ud = None             # libcurl's callback data; set once, by the first __init__
-    _depth = 0
-    _polling = 0
-    _drain = None          # info_read's buffers, made on first use
-    _keep = None           # option -> the C arrays libcurl points at (the blocklists)
-    _adding = False        # curl_multi_add_handle is running
-    _add_refused = False   # and the timer callback returned -1
-
-    def __init__(self, close_handles=False):
-        # (Never self.__dict__ here or on other paths: on CPython 3.11 that turns
-        # the instance's inline attribute values into a dict for good, and
-        # every attribute access of the hot calls gets slower.)
-        if self._ud is not None:
-            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
-        self._close_handles = bool(close_handles)
-        self._handles = {}       # Curl -> None, in order of addition
-        self._assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
-        self._deferred = []      # [Curl, CURL *, close?] waiting for the stack to unwind
-        self._closers = set()    # CLOSESOCKETFUNCTION owners of detached handles
-        self._socket_cb = None
-        self._timer_cb = None
-        self._callback_exc = None
-        self._lock = threading.Lock()
-        self._ref = weakref.ref(self)
-        self._running = ffi.new("int *")
-        self._long = ffi.new("long *")
-        self._fdbuf = None
-        self._ud = ffi.new_handle(_Owner(self))
-        h = lib.curl_multi_init()
-        if h == _NULL:
-            raise error(lib.CURLM_OUT_OF_MEMORY, "curl_multi_init() failed")
-        self._h = h
-
-    # -- state ------------------------------------------------------------------
-
-    def _handle(self, method):
-        h = self._h
-        if h is None:
-            raise closed_error(_CLOSED, method)
-        return h
-
-    @property
-    def closed(self):
-        return self._h is None
-
-    def __contains__(self, curl):
-        return curl in self._handles
-
-    def _callback_failed(self, exc):
-        """Called by the trampolines (and by an attached Curl for
+    def callback_failed(self, exc):
+        """Called by the trampolines (and by an attached Curl's record for
         KeyboardInterrupt/SystemExit): the first exception wins."""
-        if self._callback_exc is None:
-            self._callback_exc = exc
+        if self.callback_exc is None:
+            self.callback_exc = exc
 
-    def _settle(self, code, recount=None):
-        """After a libcurl call of this multi returned: once the outermost call
-        is done, carry out the deferred detaches, then raise what a callback
-        stored or what libcurl returned.
+    # -- state (under self.lock) -------------------------------------------------
 
-        The detaches change the number of running transfers the call reported,
-        and a stale count can stall the caller's loop, so ``recount`` (a
-        libcurl call that does no more than that call would) runs again."""
-        if self._depth:
+    def enter(self, method):
+        """Check that ``method`` may run now: True if it is called from
+        inside one of this multi's libcurl calls (a callback), False if the
+        multi is idle.  A call from another thread while one runs is
+        refused; during a wait it wakes the wait and waits for it to end."""
+        while True:
+            thread = self.thread
+            if thread is None:
+                return False
+            if thread == get_ident():
+                return True
+            if self.activity not in _WAITS:
+                raise misuse("cannot invoke %s() - %s() is currently running in another thread"
+                             % (method, self.activity))
+            lib.curl_multi_wakeup(self.h)
+            self.waiters += 1
+            try:
+                self.cond.wait()
+            finally:
+                self.waiters -= 1
+
+    def open_handle(self, method):
+        if self.state is not OPEN:
+            raise closed_error(_CLOSED, method)
+        return self.h
+
+    def begin(self, activity):
+        if not self.depth:
+            self.thread = get_ident()
+            self.activity = activity
+        self.depth += 1
+
+    def end(self):
+        self.depth -= 1
+        if not self.depth:
+            self.thread = self.activity = None
+            if self.waiters:
+                self.cond.notify_all()
+
+    def call_locked(self, func, *args):
+        """func(*args) as one of this multi's calls, under the lock (callbacks
+        it runs defer what they detach); deferred work done after."""
+        self.begin("pause")
+        try:
+            code = func(*args)
+        finally:
+            self.end()
+        if self.deferred or self.callback_exc is not None:
+            self.settle(0)
+        return code
+
+    def long_call(self, activity, func, *args):
+        """Run a libcurl call that may take long or run many callbacks: the
+        multi is marked busy with this thread, and the lock is released
+        meanwhile (unless an outer call of this thread holds it: then other
+        threads wait for that one).  Returns with the lock held again; the
+        caller releases it."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            h = self.open_handle(activity)
+            if self.thread is not None:
+                self.enter(activity)  # raises, waits a wait out, or it is a callback
+            self.begin(activity)
+        finally:
+            lock.release()
+        try:
+            code = func(h, *args)
+        except BaseException:
+            with lock:
+                self.end()
+            raise
+        lock.acquire()
+        self.end()
+        return code
+
+    def settle(self, code, recount=None):
+        """Under the lock, after a libcurl call of this multi returned: once
+        the outermost call is done, carry out the deferred detaches, then
+        raise what a callback stored or what libcurl returned.
+
+        The detaches change the number of running transfers the call
+        reported, and a stale count can stall the caller's loop, so
+        ``recount`` (a libcurl call that does no more than that call would)
+        runs again."""
+        if self.depth:
             if code:
                 raise error(code, multi_strerror(code))
             return
-        while self._deferred:
-            self._run_deferred()
-            if recount is None or code or self._callback_exc is not None or self._h is None:
+        while self.deferred:
+            self.run_deferred()
+            if recount is None or code or self.callback_exc is not None or self.state is not OPEN:
                 break
-            self._depth += 1
+            self.begin("perform")
             try:
-                code = recount()
+                code = recount(self.h)
             finally:
-                self._depth -= 1
-        exc = self._callback_exc
+                self.end()
+        exc = self.callback_exc
+        if exc is None and _callbacks.UNCLAIMED:
+            exc = _callbacks.take_unclaimed()
         if exc is not None:
-            self._callback_exc = None
+            self.callback_exc = None
             raise_from_callback(error(code or _M_ABORTED, "a multi callback raised %s: %s"
                                       % (type(exc).__name__, exc)), exc)
         if code:
             raise error(code, multi_strerror(code))
 
+    # -- attaching and detaching (under self.lock) ---------------------------------
+
+    def attach(self, erec, curl):
+        """Make erec ATTACHED to this multi (under both locks)."""
+        own = erec.own_lock
+        own.acquire()
+        try:
+            state = erec.state
+            if state is not IDLE:
+                if state is ATTACHED:
+                    if erec.multi is self:
+                        raise misuse("cannot add the Curl object - it is already attached to this CurlMulti")
+                    raise misuse("cannot add the Curl object - it is already attached to another CurlMulti")
+                erec.enter("add_handle")  # raises: closed, or perform() running
+            erec.state = ATTACHED
+            erec.multi = self
+            erec.lock = self.lock
+            erec.callback_error = None
+        finally:
+            own.release()
+        self.handles[erec] = curl
+
+    def unlink(self, erec):
+        """erec is no longer attached (after curl_multi_remove_handle)."""
+        self.handles.pop(erec, None)
+        if erec.multi is self:
+            own = erec.own_lock
+            own.acquire()
+            try:
+                if erec.state is ATTACHED:
+                    erec.state = IDLE
+                erec.multi = None
+                erec.lock = own
+                erec.retired = None  # frees what the Curl replaced while attached
+            finally:
+                own.release()
+        closers = erec.closers
+        if closers:
+            self.closers.update(closers)
+
+    def detach(self, erec, curl, closing, method):
+        """Remove erec from libcurl and from handles; with closing, free it
+        too.  Deferred while one of this multi's calls is running."""
+        if self.enter(method):
+            for entry in self.deferred:
+                if entry[0] is erec:
+                    entry[2] = entry[2] or closing
+                    break
+            else:
+                self.deferred.append([erec, curl, closing])
+            if closing:
+                erec.state = CLOSING  # closed for Python at once; freed on unwinding
+            return
+        code = 0
+        try:
+            if erec.h is not None and self.state is OPEN:
+                # Still attached for Python during the call: a callback it
+                # runs that closes this very handle is deferred like any other.
+                self.begin("remove_handle")
+                try:
+                    code = lib.curl_multi_remove_handle(self.h, erec.h)
+                finally:
+                    self.end()
+        finally:
+            self.unlink(erec)
+            if closing and erec.h is not None:
+                erec.free(erec.take_handle())
+        if code or self.callback_exc is not None or self.deferred:
+            self.settle(code)
+
+    def run_deferred(self):
+        """Carry out the queued detaches; callbacks they run store their
+        exceptions, which the caller raises."""
+        deferred = self.deferred
+        self.begin("remove_handle")
+        try:
+            while deferred:
+                erec, curl, closing = deferred.pop(0)
+                try:
+                    if erec.h is not None and self.state is OPEN:
+                        lib.curl_multi_remove_handle(self.h, erec.h)
+                finally:
+                    self.unlink(erec)  # after: a close from its callbacks is deferred
+                    if closing and erec.h is not None:
+                        erec.free(erec.take_handle())
+        finally:
+            self.end()
+
+    # -- the end ---------------------------------------------------------------
+
+    def teardown(self):
+        """Under the lock: remove every handle, free the multi; returns the
+        Curls to close (with close_handles)."""
+        h, self.h = self.h, None
+        self.state = CLOSED
+        lib.cm_multi_set_callback(h, _M_SOCKETFUNCTION, _NULL)
+        lib.cm_multi_set_callback(h, _M_TIMERFUNCTION, _NULL)
+        self.socket_cb = self.timer_cb = None
+        handles = list(self.handles.items())
+        handles += [(erec, curl) for erec, curl, _ in self.deferred
+                    if erec.state is CLOSING and erec not in self.handles]
+        self.begin("close")
+        try:
+            for erec, _ in handles:
+                if erec.h is not None:
+                    lib.curl_multi_remove_handle(h, erec.h)
+            lib.curl_multi_cleanup(h)
+        finally:
+            self.end()
+            for erec, _ in handles:
+                self.unlink(erec)
+            self.run_deferred()  # the closes requested meanwhile; the multi is gone
+            self.assigned.clear()
+            self.closers.clear()
+            self.callback_exc = None
+            self.ud = None
+        return [curl for _, curl in handles] if self.close_handles else []
+
+
+def _finalize(rec):
+    """The CurlMulti was dropped unclosed."""
+    lock = rec.lock
+    lock.acquire()
+    try:
+        if rec.state is not OPEN:
+            return
+        curls = rec.teardown()
+    finally:
+        lock.release()
+    for curl in curls:
+        curl.close()
+
+
+class CurlMulti(Owned):
+    """A libcurl multi handle (``curl_multi_init``), pycurl-compatible.
+
+    ``close_handles=True`` closes the attached easy handles when the multi is
+    closed; by default they are only removed.  Thread-safe in pycurl's way:
+    a call from another thread while ``perform()``/``socket_action()`` runs
+    is refused with ``error``; one made during ``select()``/``poll()`` wakes
+    the wait and runs when it has returned."""
+
+    def __init__(self, close_handles=False):
+        if self._rec is not None:
+            return  # already set up (or closed): as in pycurl, a second __init__ does nothing
+        h = lib.curl_multi_init()
+        if h == _NULL:
+            raise error(lib.CURLM_OUT_OF_MEMORY, "curl_multi_init() failed")
+        self._rec = _MultiRecord(h, self, bool(close_handles))
+
+    def __del__(self):
+        # Dropped unclosed.  Not weakref.finalize: its registry would hold the
+        # record, and through the attached handles' callbacks the record can
+        # refer to this very object, which would then never be collected.
+        rec = self._rec
+        if rec is not None and rec.state is OPEN:
+            _finalize(rec)
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def closed(self):
+        return self._rec.state is not OPEN
+
+    def __contains__(self, curl):
+        if not isinstance(curl, Curl):
+            raise TypeError("'in <CurlMulti>' requires a Curl, not %s" % type(curl).__name__)
+        return curl._rec in self._rec.handles
+
+    def _locked(self, method):
+        """Acquire the lock and check: (lock, CURLM *).  The caller releases."""
+        rec = self._rec
+        lock = rec.lock
+        lock.acquire()
+        try:
+            h = rec.open_handle(method)
+            if rec.thread is not None:
+                rec.enter(method)
+            return lock, h
+        except BaseException:
+            lock.release()
+            raise
+
     # -- handles ------------------------------------------------------------
 
     def add_handle(self, curl):
         """Attach an easy handle; the multi keeps it alive until removed."""
-        h = self._h
-        if h is None:
-            raise closed_error(_CLOSED, "add_handle")
-        if not isinstance(curl, Curl):
-            raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
-        easy = curl._h
-        if easy is None:
-            curl._handle("add_handle")  # raises: closed
-        if curl._multi_ref is not None:
-            if curl._attached_multi() is self:
-                raise misuse("cannot add the Curl object - it is already attached to this CurlMulti")
-            # Another multi, or one nothing refers to any more that has not
-            # been collected yet (collecting it detaches its handles).
-            gc.collect()
-            if curl._attached_multi() is not None:
-                raise misuse("cannot add the Curl object - it is already attached to another CurlMulti")
-        if curl._busy:
-            raise misuse("cannot add the Curl object - perform() is running on it")
-        curl.callback_error = None
-        # Attached for Python before libcurl runs the timer callback, so that a
-        # close() from there is deferred, not done under libcurl's feet.
-        self._handles[curl] = None
-        curl._multi_ref = self._ref
-        self._depth += 1
-        self._adding = True
+        rec = self._rec
+        lock, h = self._locked("add_handle")
         try:
-            code = lib.curl_multi_add_handle(h, easy)
+            if not isinstance(curl, Curl):
+                raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
+            erec = curl._rec
+            if erec is None:
+                raise closed_error("Curl object", "add_handle")
+            # Attached for Python before libcurl runs the timer callback, so
+            # that a close() from there is deferred, not done under libcurl.
+            rec.attach(erec, curl)
+            rec.begin("add_handle")
+            rec.adding = True
+            try:
+                code = lib.curl_multi_add_handle(h, erec.h)
+            finally:
+                rec.adding = False
+                rec.end()
+            if code:
+                # Refused before libcurl linked it (the timer callback never
+                # fails an add: see _callbacks.cm_timer_cb).
+                rec.unlink(erec)
+                rec.settle(code)
+            elif rec.add_refused or rec.callback_exc is not None:
+                # The timer callback failed: undo the add, then raise.
+                rec.add_refused = False
+                rec.detach(erec, curl, False, "add_handle")
+                rec.settle(_M_ABORTED)  # raises the callback's exception
+                raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
+            elif rec.deferred:
+                rec.settle(0)
         finally:
-            self._depth -= 1
-            self._adding = False
-        if code:
-            # Refused before libcurl linked it (the timer callback never fails
-            # an add: see _callbacks.cm_timer_cb).
-            self._detach(curl, False, remove=False)
-            self._settle(code)
-        elif self._add_refused or self._callback_exc is not None:
-            # The timer callback failed: undo the add, then raise.
-            self._add_refused = False
-            self._detach(curl, False)
-            self._settle(_M_ABORTED)  # raises the callback's exception
-            raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
-        elif self._deferred:
-            self._settle(0)
+            lock.release()
 
     def remove_handle(self, curl):
         """Detach an easy handle (it stays open).  A closed Curl has already
         been detached, so removing it does nothing, as in pycurl."""
-        h = self._handle("remove_handle")
-        if not isinstance(curl, Curl):
-            raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
-        handles = self._handles
-        if curl not in handles:
-            if curl._h is None:
-                return
-            raise misuse("cannot remove the Curl object - it is not attached to this CurlMulti")
-        if self._depth or self._deferred:
-            return self._detach(curl, False)
-        # The common case, _detach() without the deferral and closing cases.
-        self._depth = 1
+        rec = self._rec
+        lock, h = self._locked("remove_handle")
         try:
-            code = lib.curl_multi_remove_handle(h, curl._h)
+            if not isinstance(curl, Curl):
+                raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
+            erec = curl._rec
+            if erec not in rec.handles:
+                if curl.closed:
+                    return
+                raise misuse("cannot remove the Curl object - it is not attached to this CurlMulti")
+            rec.detach(erec, curl, False, "remove_handle")
         finally:
-            self._depth = 0
-            del handles[curl]
-            curl._multi_ref = None
-            if curl._closers:
-                self._closers.update(curl._closers)
-        if code or self._callback_exc is not None or self._deferred:
-            self._settle(code)
-
-    def _detach(self, curl, closing, remove=True):
-        """Remove curl from libcurl and from _handles; with closing, free it
-        too.  Deferred while a libcurl call of this multi is running."""
-        if self._depth:
-            for entry in self._deferred:
-                if entry[0] is curl:
-                    entry[2] = entry[2] or closing
-                    break
-            else:
-                self._deferred.append([curl, curl._h, closing])
-            if closing:
-                curl._h = None  # closed for Python at once; freed on unwinding
-            return
-        easy = curl._h
-        code = 0
-        try:
-            if remove and easy is not None and self._h is not None:
-                # Still attached for Python during the call: a callback it
-                # runs that closes this very handle is deferred like any other.
-                self._depth += 1
-                try:
-                    code = lib.curl_multi_remove_handle(self._h, easy)
-                finally:
-                    self._depth -= 1
-        finally:
-            self._unlink(curl)
-            if closing and curl._h is not None:
-                curl._close_now()
-        if code or self._callback_exc is not None or self._deferred:
-            self._settle(code)
-
-    def _unlink(self, curl):
-        self._handles.pop(curl, None)
-        ref = curl._multi_ref
-        if ref is self._ref or getattr(ref, "ref", None) is self._ref:
-            curl._multi_ref = None  # frees what the Curl retired while attached
-        closers = curl._closers
-        if closers:
-            self._closers.update(closers)
-
-    def _run_deferred(self):
-        """Carry out the queued detaches; callbacks they run store their
-        exceptions, which the caller raises."""
-        deferred = self._deferred
-        self._depth += 1
-        try:
-            while deferred:
-                curl, easy, closing = deferred.pop(0)
-                try:
-                    if easy is not None and self._h is not None:
-                        lib.curl_multi_remove_handle(self._h, easy)
-                finally:
-                    self._unlink(curl)  # after: a close from its callbacks is deferred
-                    if closing and easy is not None:
-                        lib.curl_easy_cleanup(easy)
-                        curl._release()
-        finally:
-            self._depth -= 1
+            lock.release()
 
     # -- driving transfers ----------------------------------------------------
 
     def perform(self):
         """``curl_multi_perform`` -> ``(0, running)``; raises on any error."""
-        h = self._h
-        if h is None:
-            raise closed_error(_CLOSED, "perform")
-        self._depth += 1
+        rec = self._rec
+        code = rec.long_call("perform", lib.curl_multi_perform, rec.running)
         try:
-            code = lib.curl_multi_perform(h, self._running)
+            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+                rec.settle(code, lambda h: lib.curl_multi_perform(h, rec.running))
+            return 0, rec.running[0]
         finally:
-            self._depth -= 1
-        if code or self._callback_exc is not None or self._deferred:
-            self._settle(code, lambda: lib.curl_multi_perform(h, self._running))
-        return 0, self._running[0]
+            rec.lock.release()
 
     def socket_action(self, sockfd, ev_bitmask):
         """``curl_multi_socket_action`` -> ``(0, running)``."""
-        h = self._h
-        if h is None:
-            raise closed_error(_CLOSED, "socket_action")
-        self._depth += 1
+        rec = self._rec
         try:
-            code = lib.curl_multi_socket_action(h, sockfd, ev_bitmask, self._running)
+            code = rec.long_call("socket_action", lib.curl_multi_socket_action, sockfd, ev_bitmask,
+                                 rec.running)
         except OverflowError:
             raise ValueError("socket_action(): sockfd and ev_bitmask must fit in a C int") from None
+        try:
+            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+                rec.settle(code, lambda h: lib.curl_multi_socket_action(
+                    h, _SOCKET_TIMEOUT, 0, rec.running))
+            return 0, rec.running[0]
         finally:
-            self._depth -= 1
-        if code or self._callback_exc is not None or self._deferred:
-            self._settle(code, lambda: lib.curl_multi_socket_action(
-                h, _SOCKET_TIMEOUT, 0, self._running))
-        return 0, self._running[0]
+            rec.lock.release()
 
     def socket_all(self):
         """``curl_multi_socket_all`` -> ``(0, running)``."""
-        h = self._handle("socket_all")
-        self._depth += 1
+        rec = self._rec
+        code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
         try:
-            code = lib.curl_multi_socket_all(h, self._running)
+            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+                rec.settle(code, lambda h: lib.curl_multi_socket_all(h, rec.running))
+            return 0, rec.running[0]
         finally:
-            self._depth -= 1
-        if code or self._callback_exc is not None or self._deferred:
-            self._settle(code, lambda: lib.curl_multi_socket_all(h, self._running))
-        return 0, self._running[0]
+            rec.lock.release()
 
     def info_read(self, max_objects=None):
         """``curl_multi_info_read`` -> ``(queued, ok_list, err_list)``; the
         error entries are ``(curl, code, message)``."""
-        h = self._h
-        if h is None:
-            raise closed_error(_CLOSED, "info_read")
         if max_objects is None:
             max_objects = _INT_MAX
         elif type(max_objects) is not int and not isinstance(max_objects, int):
             raise TypeError("info_read() takes an int, not %s" % type(max_objects).__name__)
         elif max_objects <= 0:
             raise misuse("argument to info_read must be greater than zero")
-        drain = self._drain
-        if drain is None:
-            drain = self._drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
-                                   ffi.new("int *"))
-        owners, codes, queued = drain
-        n = _info_drain(h, owners, codes, _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects, queued)
-        if not n:
-            return queued[0], [], []
-        ok, failed = [], []
-        while True:
-            for i in range(n):
-                curl = _from_handle(owners[i])
-                code = codes[i]
-                if code == 0 and curl.callback_error is None:
-                    ok.append(curl)
-                else:
-                    err = curl._transfer_error(code or _E_ABORTED_BY_CALLBACK)
-                    failed.append((curl, err.args[0], err.args[1]))
-            max_objects -= n
-            if n < _DRAIN_CAP or not max_objects or not queued[0]:
-                return queued[0], ok, failed
-            n = _info_drain(h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
+        rec = self._rec
+        lock, h = self._locked("info_read")
+        try:
+            drain = rec.drain
+            if drain is None:
+                drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
+                                     ffi.new("int *"))
+            owners, codes, queued = drain
+            n = _info_drain(h, owners, codes, _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects,
+                            queued)
+            if not n:
+                return queued[0], [], []
+            handles = rec.handles
+            ok, failed = [], []
+            while True:
+                for i in range(n):
+                    erec = _from_handle(owners[i])
+                    curl = handles.get(erec)
+                    if curl is None:
+                        continue  # closed meanwhile, from a callback
+                    code = codes[i]
+                    if code == 0 and erec.callback_error is None:
+                        ok.append(curl)
+                    else:
+                        err = erec.transfer_error(code or _E_ABORTED_BY_CALLBACK)
+                        failed.append((curl, err.args[0], err.args[1]))
+                max_objects -= n
+                if n < _DRAIN_CAP or not max_objects or not queued[0]:
+                    return queued[0], ok, failed
+                n = _info_drain(h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
+        finally:
+            lock.release()
 
     def timeout(self):
         """``curl_multi_timeout``: milliseconds to wait, or -1."""
-        h = self._handle("timeout")
-        out = self._long
-        check_multi(lib.curl_multi_timeout(h, out))
-        return out[0]
+        rec = self._rec
+        lock, h = self._locked("timeout")
+        try:
+            out = rec.long
+            check_multi(lib.curl_multi_timeout(h, out))
+            return out[0]
+        finally:
+            lock.release()
 
     def fdset(self):
         """``curl_multi_fdset`` as three lists (read, write, except) for
         ``select.select``.  As with select(2), descriptors >= 1024 cannot be
         reported this way (libcurl leaves them out); use select()/poll()."""
-        h = self._handle("fdset")
-        buf = self._fdbuf
-        if buf is None:
-            buf = self._fdbuf = ffi.new("int[]", _FDSET_CAP)
-        n = lib.cm_multi_fdset(h, buf, _FDSET_CAP)
-        if n < 0:
-            raise error(lib.CURLM_INTERNAL_ERROR, "curl_multi_fdset() failed")
-        r, w, x = [], [], []
-        for i in range(n):
-            fd, kind = divmod(buf[i], 4)
-            if kind & 1:
-                r.append(fd)
-            if kind & 2:
-                w.append(fd)
-            if kind & 4:
-                x.append(fd)
-        return r, w, x
+        rec = self._rec
+        lock, h = self._locked("fdset")
+        try:
+            buf = rec.fdbuf
+            if buf is None:
+                buf = rec.fdbuf = ffi.new("int[]", _FDSET_CAP)
+            n = lib.cm_multi_fdset(h, buf, _FDSET_CAP)
+            if n < 0:
+                raise error(lib.CURLM_INTERNAL_ERROR, "curl_multi_fdset() failed")
+            r, w, x = [], [], []
+            for i in range(n):
+                fd, kind = divmod(buf[i], 4)
+                if kind & 1:
+                    r.append(fd)
+                if kind & 2:
+                    w.append(fd)
+                if kind & 4:
+                    x.append(fd)
+            return r, w, x
+        finally:
+            lock.release()
 
     def select(self, timeout=1.0):
         """Wait up to ``timeout`` seconds for activity on libcurl's sockets;
         returns the number of ready descriptors, 0 on timeout.  Uses poll(2)
         through ``curl_multi_poll``, so any descriptor number works.  When
         libcurl's own timer expires first with no socket ready, it returns 1:
-        perform() has work to do."""
-        h = self._handle("select")
+        perform() has work to do.  Another thread's call to this multi wakes
+        it early."""
         ms = _milliseconds(timeout)
-        self._polling += 1
-        try:
-            n = lib.cm_multi_select(h, ms)
-        finally:
-            self._polling -= 1
+        rec = self._rec
+        n = rec.long_call("select", lib.cm_multi_select, ms)
+        rec.lock.release()
         if n < 0:
             check_multi(-n)
         return n
 
     def wait(self, timeout_ms=1000):
         """``curl_multi_wait``: the number of descriptors with activity."""
-        return self._poll(self._handle("wait"), lib.curl_multi_wait, timeout_ms)
+        return self._poll("wait", lib.curl_multi_wait, timeout_ms)
 
     def poll(self, timeout_ms=1000):
         """``curl_multi_poll``: like wait(), but sleeps even with no sockets and
         can be woken early by wakeup()."""
-        return self._poll(self._handle("poll"), lib.curl_multi_poll, timeout_ms)
+        return self._poll("poll", lib.curl_multi_poll, timeout_ms)
 
-    def _poll(self, h, func, timeout_ms):
+    def _poll(self, method, func, timeout_ms):
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
             raise TypeError("timeout must be an int number of milliseconds")
         if timeout_ms < 0:
             raise ValueError("timeout must not be negative")
         out = ffi.new("int *")  # per call: poll() may run in several threads
-        self._polling += 1
-        try:
-            code = func(h, _NULL, 0, min(timeout_ms, _INT_MAX), out)
-        finally:
-            self._polling -= 1
+        rec = self._rec
+        code = rec.long_call(method, func, _NULL, 0, min(timeout_ms, _INT_MAX), out)
+        rec.lock.release()
         check_multi(code)
         return out[0]
 
     def wakeup(self):
         """``curl_multi_wakeup``: end a poll() early; safe from any thread."""
-        with self._lock:
-            code = lib.curl_multi_wakeup(self._handle("wakeup"))
+        rec = self._rec
+        lock = rec.lock
+        lock.acquire()
+        try:
+            code = lib.curl_multi_wakeup(rec.open_handle("wakeup"))
+        finally:
+            lock.release()
         check_multi(code)
 
     # -- sockets and options --------------------------------------------------
@@ -469,27 +634,42 @@ class CurlMulti(object):
         """``curl_multi_assign``: attach obj to a socket (None clears); the
         object is passed as ``socketp`` to the socket callback from the next
         call on."""
-        h = self._handle("assign")
         if obj is None:
             return self.unassign(sockfd)
         if not isinstance(sockfd, int):
             raise TypeError("assign() takes an int socket, not %s" % type(sockfd).__name__)
-        ud = ffi.new_handle(obj)
-        check_multi(lib.curl_multi_assign(h, _socket(sockfd), ud))
-        self._assigned[sockfd] = ud
+        rec = self._rec
+        lock, h = self._locked("assign")
+        try:
+            ud = ffi.new_handle(obj)
+            check_multi(lib.curl_multi_assign(h, _socket(sockfd), ud))
+            rec.assigned[sockfd] = ud
+        finally:
+            lock.release()
 
     def unassign(self, sockfd):
         """Clear the object assigned to a socket and release it."""
-        h = self._handle("unassign")
         if not isinstance(sockfd, int):
             raise TypeError("unassign() takes an int socket, not %s" % type(sockfd).__name__)
-        code = lib.curl_multi_assign(h, _socket(sockfd), _NULL)
-        self._assigned.pop(sockfd, None)
-        check_multi(code)
+        rec = self._rec
+        lock, h = self._locked("unassign")
+        try:
+            code = lib.curl_multi_assign(h, _socket(sockfd), _NULL)
+            rec.assigned.pop(sockfd, None)
+            check_multi(code)
+        finally:
+            lock.release()
 
     def setopt(self, option, value):
         """``curl_multi_setopt`` for every M_* option."""
-        h = self._handle("setopt")
+        rec = self._rec
+        lock, h = self._locked("setopt")
+        try:
+            self._setopt(rec, h, option, value)
+        finally:
+            lock.release()
+
+    def _setopt(self, rec, h, option, value):
         if not isinstance(option, int):
             raise TypeError("option must be an int, not %s" % type(option).__name__)
         if option in _RESERVED:
@@ -499,11 +679,11 @@ class CurlMulti(object):
         if option == _M_SOCKETFUNCTION or option == _M_TIMERFUNCTION:
             if value is not None and not callable(value):
                 raise TypeError("option %d takes a callable, not %s" % (option, type(value).__name__))
-            check_multi(lib.cm_multi_set_callback(h, option, self._ud if value is not None else _NULL))
+            check_multi(lib.cm_multi_set_callback(h, option, rec.ud if value is not None else _NULL))
             if option == _M_SOCKETFUNCTION:
-                self._socket_cb = value
+                rec.socket_cb = value
             else:
-                self._timer_cb = value
+                rec.timer_cb = value
             return
         base = option - option % 10000
         if base == 0 or base == 30000:
@@ -522,8 +702,8 @@ class CurlMulti(object):
             # The (obsolete) pipelining blocklists: NULL-terminated char *[].
             if value is None:
                 check_multi(lib.cm_multi_setopt_ptr(h, option, _NULL))
-                if self._keep:
-                    self._keep.pop(option, None)
+                if rec.keep:
+                    rec.keep.pop(option, None)
                 return
             items = []
             for v in value:
@@ -536,9 +716,9 @@ class CurlMulti(object):
                 items.append(ffi.new("char[]", v))
             array = ffi.new("char *[]", items + [_NULL])
             check_multi(lib.cm_multi_setopt_ptr(h, option, array))
-            if self._keep is None:
-                self._keep = {}
-            self._keep[option] = (items, array)
+            if rec.keep is None:
+                rec.keep = {}
+            rec.keep[option] = (items, array)
         else:
             raise TypeError("option %d is not supported by curlmulti.CurlMulti.setopt" % option)
 
@@ -546,66 +726,27 @@ class CurlMulti(object):
 
     def close(self):
         """Remove every easy handle (closing them with close_handles=True) and
-        free the multi handle.  Idempotent; an error while a libcurl call of
-        this multi is running (from inside a callback, or poll() in another
-        thread)."""
-        if self._h is None:
-            return
-        if self._depth:
-            raise misuse("cannot invoke close() - perform() or socket_action() is running")
-        if self._polling:
-            raise misuse("cannot invoke close() - poll() is running in another thread")
-        with self._lock:
-            h, self._h = self._h, None
-        self._teardown(h, self._close_handles)
-
-    def _teardown(self, h, close_handles):
-        lib.cm_multi_set_callback(h, _M_SOCKETFUNCTION, _NULL)
-        lib.cm_multi_set_callback(h, _M_TIMERFUNCTION, _NULL)
-        self._socket_cb = self._timer_cb = None
-        # Every easy pointer now: callbacks run by the removals may close
-        # handles, which are then deferred (the multi reads as closed already).
-        handles = [(curl, curl._h) for curl in self._handles]
-        handles += [(curl, easy) for curl, easy, _ in self._deferred if curl._h is None]
-        self._depth += 1
+        free the multi handle.  Idempotent; an error from inside one of its
+        callbacks, or while another thread runs perform() on it."""
+        rec = self._rec
+        lock = rec.lock
+        lock.acquire()
         try:
-            for curl, easy in handles:
-                if easy is not None:
-                    lib.curl_multi_remove_handle(h, easy)
-            lib.curl_multi_cleanup(h)
+            if rec.state is not OPEN:
+                return
+            if rec.thread is not None and rec.enter("close"):
+                raise misuse("cannot invoke close() - perform() or socket_action() is running")
+            curls = rec.teardown()
         finally:
-            self._depth -= 1
-            for curl, _ in handles:
-                self._unlink(curl)
-            self._run_deferred()  # the closes requested meanwhile; the multi is gone
-            self._assigned.clear()
-            self._closers.clear()
-            self._callback_exc = None
-        if close_handles:
-            for curl, _ in handles:
-                curl.close()
-
-    def __del__(self):
-        h = self._h
-        if h is None:
-            return
-        self._h = None
-        self._teardown(h, self._close_handles)
-
-    # One object per C handle: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
+            lock.release()
+        for curl in curls:
+            curl.close()
 
     def __repr__(self):
-        if self._h is None:
+        rec = self._rec
+        if rec.state is not OPEN:
             return "<curlmulti.CurlMulti closed>"
-        return "<curlmulti.CurlMulti with %d handles>" % len(self._handles)
+        return "<curlmulti.CurlMulti with %d handles>" % len(rec.handles)
 
 
 def _socket(sockfd):

@@ -8,8 +8,8 @@ Lifetimes
    no Python call).  Its memory is owned by an ``ffi.gc`` cdata that the
    CurlShare and every Curl using it hold, so no code can reach a freed one.
 2. ``Curl.setopt(SHARE, share)`` attaches through ``cm_easy_use_share``,
-   which counts the handle as a user; the Curl holds the CurlShare strongly
-   (``Curl._share``) and the CurlShare its users weakly (``_users``).  The
+   which counts the handle as a user; the Curl's record holds the CurlShare
+   strongly and the share's record its users' records weakly (``users``).  The
    count drops when the Curl detaches (``unsetopt(SHARE)``, another share)
    or after its ``curl_easy_cleanup`` (close, or the ``__del__`` backstop).
 3. The CURLSH is cleaned up in C once the CurlShare is closed and the count
@@ -23,8 +23,11 @@ Lifetimes
    once either way.
 5. With LOCK_DATA_CONNECT, connections live in the share's cache and are
    closed at its cleanup with the CLOSESOCKETFUNCTION of the Curl that
-   opened them: the CurlShare keeps the closers (``Curl._closers``) of every
-   handle that used it, as a CurlMulti does.
+   opened them: the share's record keeps the closers of every handle that
+   used it, as a CurlMulti does.
+6. A ``_ShareRecord`` owns it all, with one lock, never held while another
+   lock is taken; ``weakref.finalize`` on the CurlShare closes it when it is
+   dropped unclosed.
 
 Errors
 ------
@@ -33,11 +36,13 @@ types raise TypeError; any method but ``close()`` on a closed share raises
 ``error`` saying so.
 """
 
+import threading
 import weakref
 
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
-from ._errors import closed_error, error, no_copy, no_pickle, share_strerror
+from ._errors import closed_error, error, share_strerror
+from ._owner import Owned
 
 _SH_SHARE = lib.CURLSHOPT_SHARE
 _SH_UNSHARE = lib.CURLSHOPT_UNSHARE
@@ -51,31 +56,69 @@ def check_share(code):
         raise error(code, share_strerror(code))
 
 
-class CurlShare(object):
+class _ShareRecord(object):
+    """The owner record of one cm_share (a CURLSH and its C mutexes)."""
+
+    __slots__ = ("s", "lock", "users", "closers", "__weakref__")
+
+    def __init__(self, s):
+        self.s = s  # the cm_share cdata (ffi.gc), None once closed
+        self.lock = threading.Lock()
+        self.users = weakref.WeakSet()  # the records of the Curls attached
+        self.closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
+
+    def join(self, erec):
+        with self.lock:
+            self.users.add(erec)
+
+    def leave(self, erec):
+        """erec no longer uses the share (detached, or cleaned up)."""
+        with self.lock:
+            try:
+                self.users.discard(erec)
+            except TypeError:
+                pass  # PyPy: no new weakref to a record being finalized (the set drops it itself)
+            if erec.closers:
+                self.closers.update(erec.closers)  # its cache may hold our connections
+            if self.s is None and not self.users:
+                self.closers.clear()
+
+    def close(self):
+        with self.lock:
+            s, self.s = self.s, None
+            users = list(self.users)
+        if s is None:
+            return
+        # Never under self.lock: leave_share takes the Curl's lock, then ours.
+        for erec in users:
+            erec.leave_share(self)
+        check_share(lib.cm_share_close(s))
+        with self.lock:
+            if not self.users:
+                self.closers.clear()
+
+
+class CurlShare(Owned):
     """A libcurl share handle (``curl_share_init``), pycurl-compatible:
     ``setopt(SH_SHARE, LOCK_DATA_COOKIE)`` (one LOCK_DATA_* value a call),
     then ``Curl.setopt(SHARE, share)`` on each handle that shares it.
     Thread-safe: its lock callbacks are C mutexes."""
 
-    _s = None  # the cm_share cdata (ffi.gc), None once closed
-    _users = None  # set once, by the first __init__
-
     def __init__(self):
-        if self._users is not None:
+        if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
-        self._users = weakref.WeakSet()  # the Curl objects attached
-        self._closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
         s = lib.cm_share_new()
         if s == ffi.NULL:
             raise error(lib.CURLSHE_NOMEM, "curl_share_init() failed")
-        self._s = ffi.gc(s, lib.cm_share_free, size=256)
+        rec = self._rec = _ShareRecord(ffi.gc(s, lib.cm_share_free, size=256))
+        weakref.finalize(self, rec.close).atexit = False
 
     @property
     def closed(self):
-        return self._s is None
+        return self._rec.s is None
 
     def _handle(self, method):
-        s = self._s
+        s = self._rec.s
         if s is None:
             raise closed_error(_CLOSED, method)
         return s
@@ -96,6 +139,8 @@ class CurlShare(object):
             raise OverflowError("share option %d: %d does not fit in a C int" % (option, value))
         if not _INT_MIN <= option <= _INT_MAX:
             option = 0  # CURLSHOPT_NONE: CURLSHE_BAD_OPTION, as for any unknown option
+        # s (a local) keeps the cm_share's memory alive; a close() meanwhile
+        # only marks it closed (freed when its last user lets go).
         check_share(lib.cm_share_setopt(s, option, value))
 
     def share(self, *data):
@@ -119,38 +164,13 @@ class CurlShare(object):
         """Detach the idle handles that use this share and free it; a handle
         attached to a CurlMulti or in perform() keeps libcurl's share until
         it is detached or closed.  Idempotent."""
-        s = self._s
-        if s is None:
-            return
-        for curl in list(self._users):
-            curl._leave_share(self)
-        self._s = None
-        check_share(lib.cm_share_close(s))
-        if not self._users:
-            self._closers.clear()
-
-    def __del__(self):
-        # Every Curl still using it holds it, so this runs with no user left,
-        # or in a cycle with them (their __del__ let go or will).
-        s = self._s
-        if s is not None:
-            self._s = None
-            lib.cm_share_close(s)
-
-    # One object per C handle: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
+        self._rec.close()
 
     def __repr__(self):
-        if self._s is None:
+        rec = self._rec
+        if rec.s is None:
             return "<curlmulti.CurlShare closed>"
-        return "<curlmulti.CurlShare with %d handles>" % len(self._users)
+        return "<curlmulti.CurlShare with %d handles>" % len(rec.users)
 
 
 for _name, _value in CONSTANTS.items():

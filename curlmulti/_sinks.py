@@ -8,20 +8,27 @@ file-like objects from Python."""
 import os
 
 from ._curl import ffi, lib
-from ._errors import no_copy, no_pickle
+from ._owner import Owned
 
 
-class _Sink(object):
+class _Sink(Owned):
+    """The C sink (``struct cm_sink``) is the record: owned by this object
+    alone (``ffi.gc``), and by every Curl it is installed on (they hold the
+    sink object).  Set once: a second ``__init__`` does nothing, so libcurl
+    never writes into a freed sink."""
+
     _fd = -1
-    # The C sink is owned by one object: copying or pickling would make two owners.
-    __copy__ = __deepcopy__ = no_copy
-    __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
 
     def __init__(self):
+        if self._rec is not None:
+            return
         p = lib.cm_sink_new(self._fd)
         if p == ffi.NULL:
             raise MemoryError("cannot allocate a sink")
-        self._sink = ffi.gc(p, lib.cm_sink_free)
+        self._sink = self._rec = ffi.gc(p, lib.cm_sink_free)
+
+    def close(self):
+        """Nothing to do: the memory goes with the last reference."""
 
     def write(self, data):
         """Append bytes (from Python); returns the number written."""
@@ -84,6 +91,8 @@ class FileSink(_Sink):
     transfer writes to it."""
 
     def __init__(self, file):
+        if self._rec is not None:
+            return  # already set up: as in pycurl's classes, a second __init__ does nothing
         if isinstance(file, int):
             fd = file
         else:

@@ -394,14 +394,12 @@ def test_sockopt_callback(httpbin):
     c.close()
 
 
-@pytest.mark.parametrize("kind", ["socket", "fd"])
-def test_opensocket_callback(httpbin, kind):
+def test_opensocket_callback(httpbin):
     calls = []
 
     def opensocket(purpose, address):
         calls.append((purpose, address))
-        s = socket.socket(address.family, address.socktype, address.protocol)
-        return s if kind == "socket" else s.detach()
+        return socket.socket(address.family, address.socktype, address.protocol)
 
     c = Curl()
     c.setopt(c.URL, httpbin("/get"))
@@ -416,6 +414,35 @@ def test_opensocket_callback(httpbin, kind):
     assert address.addr == ("127.0.0.1", httpbin.port)
     assert tuple(address) == (address.family, address.socktype, address.protocol, address.addr)
     c.close()
+
+
+@pytest.mark.parametrize("fd", ["detached", "borrowed"])
+def test_opensocket_callback_refuses_a_bare_descriptor(httpbin, fd):
+    """A bare int would have two owners (libcurl closes what it is given):
+    refused as pycurl does, with the reason as __cause__, and the socket the
+    callback made is closed by its own object, once."""
+    made, given = [], []
+
+    def opensocket(purpose, address):
+        s = socket.socket(address.family, address.socktype, address.protocol)
+        made.append(s)
+        given.append(s.detach() if fd == "detached" else s.fileno())
+        return given[-1]
+
+    c = Curl()
+    c.setopt(c.URL, httpbin("/get"))
+    c.setopt(c.OPENSOCKETFUNCTION, opensocket)
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_COULDNT_CONNECT
+    assert isinstance(ei.value.__cause__, TypeError)
+    assert "socket object" in str(ei.value.__cause__)
+    c.close()
+    os.fstat(given[0])  # libcurl did not close it: it still has exactly one owner
+    if fd == "detached":
+        os.close(given[0])
+    else:
+        made[0].close()
 
 
 def test_opensocket_callback_refuses(httpbin):
@@ -452,11 +479,11 @@ def test_closesocket_callback(httpbin):
 
     def opensocket(purpose, address):
         s = socket.socket(address.family, address.socktype, address.protocol)
-        opened.append(s.fileno())
-        return s.detach()
+        opened.append(s)
+        return s                        # libcurl gets a duplicate of its own
 
     def closesocket(fd):
-        closed.append(fd)
+        closed.append(os.fstat(fd).st_ino)
         os.close(fd)
         return 0
 
@@ -467,12 +494,16 @@ def test_closesocket_callback(httpbin):
     c.setopt(c.FORBID_REUSE, 1)        # closed at the end of each transfer
     c.perform_rb()
     c.perform_rb()
-    assert len(opened) == 2 and closed == opened
+    inodes = [os.fstat(s.fileno()).st_ino for s in opened]
+    assert len(opened) == 2 and closed == inodes
     c.setopt(c.FORBID_REUSE, 0)
     c.perform_rb()
     assert len(closed) == 2
     c.close()                           # the cached connection is closed now
-    assert closed == opened and len(opened) == 3
+    inodes = [os.fstat(s.fileno()).st_ino for s in opened]
+    assert closed == inodes and len(opened) == 3
+    for s in opened:
+        s.close()                       # the Python objects still own theirs
 
 
 def _is_closed(fd, inode):
@@ -676,7 +707,8 @@ def test_int_result_out_of_c_range_is_cause(httpbin, capfd, name, result):
     setup(c, httpbin, lambda *args: result)
     with pytest.raises(error) as ei:
         c.perform()
-    assert isinstance(ei.value.__cause__, OverflowError), repr(ei.value.__cause__)
+    expected = TypeError if name == "OPENSOCKETFUNCTION" else OverflowError  # no bare ints there
+    assert isinstance(ei.value.__cause__, expected), repr(ei.value.__cause__)
     assert ei.value.args[0] == code
     c.close()
     assert "Exception ignored" not in capfd.readouterr().err

@@ -283,15 +283,21 @@ def test_a_dropped_multi_is_freed_at_once_and_detaches_its_handles(fast_server):
         gc.enable()
 
 
-def test_a_handle_of_a_dropped_multi_can_join_another_before_collection(fast_server):
-    # Even when the dropped multi waits for the collector (a cycle here, and
-    # always on PyPy), add_handle() collects it instead of refusing.
+def test_a_handle_of_a_dropped_multi_joins_another_once_it_is_collected(fast_server):
+    # A dropped multi that waits for the collector (a cycle here, and always
+    # on PyPy) still holds its handles: add_handle() refuses them (it never
+    # runs the collector itself) until the collector has freed the multi.
     m = CurlMulti()
     m.cycle = m
     c = easy(fast_server("/get"))
     m.add_handle(c)
     del m
-    assert run(CurlMulti(), [c])[0] == [c]
+    other = CurlMulti()
+    with pytest.raises(error, match="another CurlMulti"):
+        other.add_handle(c)
+    for _ in range(3):
+        gc.collect()
+    assert run(other, [c])[0] == [c]
 
 
 def test_add_twice_raises_error(multi):
@@ -755,7 +761,7 @@ def test_socket_callback_receives_the_assigned_object(fast_server, multi):
         seen[fd] = what
         if what == pycurl.POLL_REMOVE:
             del seen[fd]
-    assert not multi._assigned                                   # released at POLL_REMOVE
+    assert not multi._rec.assigned                                   # released at POLL_REMOVE
 
 
 def test_assigned_objects_are_released_on_poll_remove(fast_server, multi):
@@ -842,7 +848,7 @@ def test_assign_unknown_socket_raises_error(multi):
     assert info.value.args[0] == pycurl.E_MULTI_BAD_SOCKET
     with pytest.raises(error):
         multi.unassign(1000)
-    assert not multi._assigned
+    assert not multi._rec.assigned
 
 
 @pytest.mark.parametrize("fd, exc", [("3", TypeError), (3.0, TypeError), (None, TypeError),
@@ -898,24 +904,34 @@ def test_wait_poll_bad_timeouts(multi, value, exc):
         multi.poll(value)
 
 
-def test_close_while_another_thread_polls_raises_error():
+@pytest.mark.parametrize("wait", ["poll", "select"])
+def test_close_while_another_thread_polls_wakes_it(wait):
+    """close() from another thread wakes the wait, lets it return, then
+    frees the multi: the waiting thread never sees a freed handle."""
     m = CurlMulti()
     started = threading.Event()
+    results = []
 
     def poller():
         started.set()
-        m.poll(5000)
+        t0 = time.monotonic()
+        try:
+            results.append(m.poll(30000) if wait == "poll" else m.select(30.0))
+        except error as e:            # close() came first
+            results.append(e)
+        results.append(time.monotonic() - t0)
 
     t = threading.Thread(target=poller)
     t.start()
-    started.wait()
-    time.sleep(0.1)
-    with pytest.raises(error, match="poll"):
-        m.close()
-    m.wakeup()
-    t.join(5)
-    assert not t.is_alive()
+    assert started.wait(10)
+    # Whether or not the poll has begun yet, close() either runs first (the
+    # poll then raises: closed) or wakes it and waits for it.
     m.close()
+    t.join(20)
+    assert not t.is_alive()
+    assert m.closed
+    assert results[1] < 20           # woken (or refused), not timed out
+    assert results[0] == 0 or "closed" in str(results[0])
     with pytest.raises(error):
         m.wakeup()
 
@@ -1160,7 +1176,7 @@ def test_write_callback_closes_another_handle(fast_server, multi):
     ok, failed = run(multi, victims + [killer])
     assert ok == [killer] and not failed
     assert all(v.closed for v in victims) and time.monotonic() - t0 < 0.9
-    assert len(multi._handles) == 1
+    assert len(multi._rec.handles) == 1
 
 
 def test_socket_callback_removes_handles(fast_server, multi):
@@ -1183,4 +1199,4 @@ def test_socket_callback_removes_handles(fast_server, multi):
         time.sleep(0.01)
     assert removed
     assert all(c not in multi for c in removed)
-    assert not multi._deferred
+    assert not multi._rec.deferred

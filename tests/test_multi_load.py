@@ -180,7 +180,7 @@ def test_socket_action_loop_on_epoll(fast_server):
     assert loop.assigned >= 1
     assert not loop.sel.get_map() or all(k.data is not None for k in loop.sel.get_map().values())
     m.close()
-    assert not m._assigned
+    assert not m._rec.assigned
 
 
 @pytest.mark.parametrize("driver", ["classic", "epoll"])
@@ -235,7 +235,7 @@ def test_a_thousand_handles_attached_at_once(fast_server):
         c.setopt(pycurl.WRITEFUNCTION, c.body.write)
         m.add_handle(c)
         curls.append(c)
-    assert len(m._handles) == 1000
+    assert len(m._rec.handles) == 1000
     t0 = time.monotonic()
     _, running = m.perform()
     while running:

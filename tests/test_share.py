@@ -268,9 +268,9 @@ if pytest is not None and __name__ != "__main__":
     def test_second_init_copy_and_pickle():
         s = CurlShare()
         s.setopt(s.SH_SHARE, s.LOCK_DATA_COOKIE)
-        c_s = s._s
+        c_s = s._rec.s
         s.__init__()
-        assert s._s is c_s
+        assert s._rec.s is c_s
         with pytest.raises(TypeError):
             copy.copy(s)
         with pytest.raises(TypeError):

@@ -129,6 +129,24 @@ static CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner)
     }
 }
 
+/* Before curl_easy_cleanup of a handle whose Python owner is gone: no
+ * trampoline may be called with its userdata any more.  The
+ * CLOSESOCKETFUNCTION stays (its userdata is a closer the record holds). */
+static void cm_easy_quiet(CURL *h)
+{
+    static const CURLoption opts[] = {
+        CURLOPT_WRITEFUNCTION, CURLOPT_HEADERFUNCTION, CURLOPT_READFUNCTION,
+        CURLOPT_XFERINFOFUNCTION, CURLOPT_PROGRESSFUNCTION, CURLOPT_DEBUGFUNCTION,
+        CURLOPT_SEEKFUNCTION, CURLOPT_IOCTLFUNCTION, CURLOPT_SOCKOPTFUNCTION,
+        CURLOPT_OPENSOCKETFUNCTION,
+    };
+    size_t i;
+    for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        cm_easy_set_callback(h, opts[i], NULL);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, NULL);
+}
+
 static CURLcode cm_easy_bind(CURL *h, void *owner)
 {
     return curl_easy_setopt(h, CURLOPT_PRIVATE, owner);

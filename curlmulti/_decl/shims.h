@@ -14,6 +14,9 @@ CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner);
 /* Point CURLOPT_PRIVATE and the data options that only our trampolines read
  * at owner. */
 CURLcode cm_easy_bind(CURL *h, void *owner);
+/* Remove every trampoline but CLOSESOCKETFUNCTION (before a cleanup from a
+ * finalizer, when the userdata is no longer valid). */
+void cm_easy_quiet(CURL *h);
 
 CURLcode cm_easy_getinfo_long(CURL *h, CURLINFO info, long *out);
 /* A long info as the return value, no out-parameter to allocate: on failure
