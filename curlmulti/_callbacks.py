@@ -32,6 +32,7 @@ import collections
 import os
 import socket
 import struct
+import sys
 from threading import get_ident
 
 from ._curl import ffi, lib
@@ -49,6 +50,20 @@ READFUNC_PAUSE = lib.CURL_READFUNC_PAUSE
 
 # The address an OPENSOCKETFUNCTION receives, as pycurl passes it.
 CurlSockAddr = collections.namedtuple("CurlSockAddr", "family socktype protocol addr")
+
+
+# PyPy runs a pending signal handler (Ctrl-C's KeyboardInterrupt) only at
+# a loop's back edge or a thread switch, not when a callback is entered from
+# C: once the trampolines are compiled by its JIT, a SIGINT that lands during
+# a transfer would wait for perform() to return.  A one-turn loop at the top
+# of each trampoline is such a point.  CPython checks at every function entry.
+_PYPY = sys.implementation.name == "pypy"
+_ONE_TURN = (None,)
+
+
+def _signal_point():
+    for _ in _ONE_TURN:
+        pass
 
 
 # Exceptions that reached _onerror with no record to store them on (in
@@ -102,6 +117,8 @@ def _trampoline(abort, owner_at):
 
         def call(*args):
             try:
+                if _PYPY:
+                    _signal_point()
                 return body(from_handle(args[owner_at]), *args)
             except BaseException as exc:  # stored, re-raised by the caller
                 from_handle(args[owner_at]).callback_failed(exc)
@@ -148,6 +165,8 @@ def cm_write_cb(ptr, size, nmemb, userdata):
     rec = _from_handle(userdata)
     n = size * nmemb
     try:
+        if _PYPY:
+            _signal_point()
         if rec.write_view:
             result = _call_with_view(rec.write_cb, ptr, n)
         else:
@@ -163,6 +182,8 @@ def cm_header_cb(ptr, size, nmemb, userdata):
     rec = _from_handle(userdata)
     n = size * nmemb
     try:
+        if _PYPY:
+            _signal_point()
         if rec.header_view:
             result = _call_with_view(rec.header_cb, ptr, n)
         else:
@@ -291,6 +312,8 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 def cm_socket_cb(_easy, fd, what, userdata, socketp):
     rec = _from_handle(userdata)
     try:
+        if _PYPY:
+            _signal_point()
         try:
             result = rec.socket_cb(what, fd, rec.public(), _from_handle(socketp) if socketp else None)
         finally:
@@ -306,6 +329,8 @@ def cm_socket_cb(_easy, fd, what, userdata, socketp):
 def cm_timer_cb(_m, timeout_ms, userdata):
     rec = _from_handle(userdata)
     try:
+        if _PYPY:
+            _signal_point()
         if rec.adding:
             # libcurl 7.88 leaves a handle half-added (and its multi corrupt)
             # when the timer callback fails inside curl_multi_add_handle, so
@@ -319,4 +344,4 @@ def cm_timer_cb(_m, timeout_ms, userdata):
         return -1 if rec.timer_cb(timeout_ms) == -1 else 0
     except BaseException as exc:
         rec.callback_failed(exc)
-        return -1
+        return 0 if rec.adding else -1

@@ -1,0 +1,136 @@
+"""Ctrl-C during a transfer: a real SIGINT, sent to the process while
+``Curl.perform()``, a ``CurlMulti`` loop or ``AsyncCurlMulti`` runs a long
+download, stops the program promptly, every time, with the
+``KeyboardInterrupt`` raised by the call that ran libcurl (never "Exception
+ignored from cffi callback", never a transfer that fails with error 23 and
+goes on).
+
+Each mode runs in a subprocess of the same interpreter with its own
+trickling server (a thread sending 1 KB every 2 ms for ever), one warm-up
+round and then ``TRIES`` signals at varied moments; the subprocess prints
+the latency of each (from ``os.kill`` to the ``except KeyboardInterrupt``).
+Run one by hand with ``python tests/test_signals.py MODE``."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TRIES = 20
+LIMIT_MS = 100.0
+MODES = ("perform", "multi", "async")
+
+
+def trickle_server():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+
+    def one(conn):
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+            while True:
+                conn.sendall(b"x" * 1024)
+                time.sleep(0.002)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return "http://127.0.0.1:%d/" % ls.getsockname()[1]
+
+
+def transfer(pycurl, mode, url, written):
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url)
+    c.setopt(pycurl.WRITEFUNCTION, lambda data: written.append(len(data)))
+    try:
+        if mode == "perform":
+            c.perform()
+        elif mode == "multi":
+            m = pycurl.CurlMulti()
+            m.add_handle(c)
+            try:
+                while True:
+                    m.perform()
+                    m.select(1.0)
+            finally:
+                m.close()
+        else:
+            import asyncio
+
+            async def run():
+                async with pycurl.AsyncCurlMulti() as multi:
+                    await multi.perform(c)
+
+            asyncio.run(run())
+    finally:
+        c.close()
+
+
+def main(mode):
+    import curlmulti as pycurl
+    url = trickle_server()
+    latencies = []
+    for i in range(TRIES + 1):
+        sent = []
+        written = []
+
+        def fire(delay=0.15 + (i % 7) * 0.011):
+            time.sleep(delay)
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=fire, daemon=True).start()
+        try:
+            transfer(pycurl, mode, url, written)
+        except KeyboardInterrupt:
+            latency = time.monotonic() - sent[0]
+        else:
+            raise AssertionError("the transfer ended without the KeyboardInterrupt")
+        assert written, "no data before the signal"
+        if i:  # the first round warms up (PyPy's JIT, asyncio's imports)
+            latencies.append(latency * 1000.0)
+    print(" ".join("%.1f" % ms for ms in latencies))
+
+
+# ---------------------------------------------------------------- the tests (pytest side)
+
+try:
+    import pytest
+except ImportError:
+    pytest = None
+
+if pytest is not None and __name__ != "__main__":
+    import curlmulti
+
+    @pytest.mark.timeout(120)
+    @pytest.mark.parametrize("mode", MODES)
+    def test_sigint_stops_the_transfer_promptly(mode):
+        where = os.path.dirname(os.path.dirname(os.path.abspath(curlmulti.__file__)))
+        env = dict(os.environ, PYTHONPATH=where)
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), mode],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=100)
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        assert proc.returncode == 0, err[-3000:]
+        assert "Exception ignored" not in err and err == "", err[-3000:]
+        latencies = [float(x) for x in out.split()]
+        assert len(latencies) == TRIES
+        assert max(latencies) < LIMIT_MS, latencies
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
