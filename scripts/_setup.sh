@@ -138,8 +138,9 @@ cm_venv() {
         cm_die "$name: building curlmulti from its sdist failed (log: $dist/build.log)"
     fi
     local wheels=("$dist"/curlmulti-*.whl) sdists=("$dist"/curlmulti-*.tar.gz)
-    [ -f "${wheels[0]}" ] && [ -f "${sdists[0]}" ] \
-        || cm_die "$name: python -m build made no sdist or no wheel (log: $dist/build.log)"
+    if [ ! -f "${wheels[0]}" ] || [ ! -f "${sdists[0]}" ]; then
+        cm_die "$name: python -m build made no sdist or no wheel (log: $dist/build.log)"
+    fi
     wheel=${wheels[0]}
     mkdir -p "$dist/src"
     tar -xzf "${sdists[0]}" -C "$dist/src" --strip-components=1 || cm_die "$name: unpacking the sdist failed"
