@@ -11,6 +11,8 @@ fragment per libcurl area, read in this order:
   shims.h      typed shims over the variadic calls, and the C sinks
                (C in shims.c and sinks.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
+  version.h    CM_BUILD_VERSION, the package version this module is built
+               from (curlmulti/_version.py), checked at import
 
 followed by the constants: curlmulti/_constnames.py names them (names only),
 the C compiler supplies their values, and a symbol the installed libcurl
@@ -34,7 +36,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DECL = os.path.join(HERE, "curlmulti", "_decl")
-FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "shims.h", "callbacks.h"]
+FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "shims.h", "callbacks.h", "version.h"]
 MISSING = (
     "libcurl's development files were not found.  Install them "
     "(Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: "
@@ -69,6 +71,17 @@ def libcurl_flags():
     if cflags is not None and libs is not None:
         return shlex.split(cflags), shlex.split(libs)
     sys.exit("curlmulti: " + MISSING)
+
+
+def package_version():
+    """__version__ of curlmulti/_version.py, read without importing the package."""
+    scope = {}
+    with open(os.path.join(HERE, "curlmulti", "_version.py")) as f:
+        exec(compile(f.read(), "_version.py", "exec"), scope)
+    version = scope["__version__"]
+    if not re.fullmatch(r"[0-9A-Za-z.+!_-]+", version):
+        sys.exit("curlmulti: unexpected characters in the version %r" % (version,))
+    return version
 
 
 def constant_names():
@@ -110,7 +123,9 @@ def make_ffibuilder():
     builder.cdef(cdef)
     builder.set_source(
         "curlmulti._curl",
-        "#include <curl/curl.h>\n" + _read("shims.c") + _read("sinks.c"),
+        "#include <curl/curl.h>\n"
+        'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
+        + _read("shims.c") + _read("sinks.c"),
         extra_compile_args=[f for f in cflags] + ["-Wno-deprecated-declarations"],
         extra_link_args=libs,
     )

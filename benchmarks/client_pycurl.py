@@ -15,7 +15,6 @@ Drivers:
          ``multi.perform(curl)``.
 """
 
-import sys
 import time
 from io import BytesIO
 

@@ -1,6 +1,8 @@
 """curlmulti: libcurl's easy and multi interfaces for CPython and PyPy,
 pycurl-compatible (``import curlmulti as pycurl``)."""
 
+from ._version import __version__  # noqa: F401  (the one place it is written)
+from . import _buildcheck  # noqa: F401  (first: a stale compiled _curl fails here, saying so)
 from ._constants import CONSTANTS as _CONSTANTS
 from ._easy import Curl
 from ._multi import CurlMulti
@@ -16,7 +18,6 @@ from ._globals import (COMPILE_PY_VERSION_HEX, COMPILE_SSL_LIB, global_cleanup, 
 
 globals().update(_CONSTANTS)
 
-__version__ = "0.1.0"
 __all__ = [
     "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",

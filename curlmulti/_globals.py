@@ -5,6 +5,7 @@ import sys
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._errors import check_easy
+from ._version import __version__
 
 COMPILE_PY_VERSION_HEX = sys.hexversion
 # global_init() takes any combination of the GLOBAL_* flags, nothing else.
@@ -47,7 +48,7 @@ def global_cleanup():
     lib.curl_global_cleanup()
 
 
-version = "curlmulti/0.1.0 " + _s(lib.curl_version())
+version = "curlmulti/%s %s" % (__version__, _s(lib.curl_version()))
 
 
 def _ssl_lib():

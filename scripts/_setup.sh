@@ -6,15 +6,20 @@
 #                                (as root), else a message naming them.
 #                                CM_APT_FORCE=1: always apt-get update + install.
 #   cm_venv NAME                 .venv/NAME ready: created once, test extras
-#                                installed when pyproject.toml changed, and
-#                                curlmulti rebuilt from a clean build directory
-#                                and reinstalled (not editable) on every call.
+#                                installed when pyproject.toml changed, and on
+#                                every call curlmulti rebuilt and reinstalled
+#                                (not editable) FROM A FRESH SDIST: the venv's
+#                                own interpreter builds an sdist of the working
+#                                tree, then a wheel from that sdist (python -m
+#                                build), and installs the wheel; the sdist is
+#                                left unpacked in .venv/NAME/.sdist/src (see
+#                                CURLMULTI_TESTS_FROM_SDIST in scripts/test.sh).
 #   cm_python NAME               the interpreter a venv is made from
 #                                (CURLMULTI_CPYTHON / CURLMULTI_PYPY override).
 
 CM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CM_VENVS="$CM_ROOT/.venv"
-CM_SETUP_VERSION=1                      # bump to rebuild every venv
+CM_SETUP_VERSION=2                      # bump to rebuild every venv
 
 CM_APT_COMMON=(libcurl4-openssl-dev gcc libc6-dev)
 CM_APT_PYPY=(pypy3 pypy3-dev pypy3-venv)
@@ -94,7 +99,7 @@ _cm_pip() {
 }
 
 cm_venv() {
-    local name=$1 py venv interp_id deps_id fresh=0
+    local name=$1 py venv interp_id deps_id
     py=$(cm_python "$name")
     venv="$CM_VENVS/$name"
     command -v "$py" >/dev/null || cm_die "$py not found (needed for the $name venv)"
@@ -117,17 +122,37 @@ cm_venv() {
     printf '[build]\nbuild_base = %s\n' "$build" >"$venv/.cm-build.cfg"
     export DIST_EXTRA_CONFIG="$venv/.cm-build.cfg"
 
+    # The sdist, then a wheel built from it (never from the checkout), each in
+    # build's isolated environment (setuptools and cffi as pyproject.toml asks):
+    # a file missing from MANIFEST.in fails here, on this interpreter.
+    local dist="$venv/.sdist" wheel
+    rm -rf "$dist"
+    mkdir -p "$dist"
+    if ! "$venv/bin/python" -c 'import build' 2>/dev/null; then
+        cm_say "$name: pip install build (first run)"
+        _cm_pip "$venv" install -q build || cm_die "$name: pip install build failed"
+    fi
+    cm_say "$name: building the sdist, then a wheel from it"
+    if ! "$venv/bin/python" -m build --outdir "$dist" "$CM_ROOT" >"$dist/build.log" 2>&1; then
+        tail -n 40 "$dist/build.log" >&2
+        cm_die "$name: building curlmulti from its sdist failed (log: $dist/build.log)"
+    fi
+    local wheels=("$dist"/curlmulti-*.whl) sdists=("$dist"/curlmulti-*.tar.gz)
+    if [ ! -f "${wheels[0]}" ] || [ ! -f "${sdists[0]}" ]; then
+        cm_die "$name: python -m build made no sdist or no wheel (log: $dist/build.log)"
+    fi
+    wheel=${wheels[0]}
+    mkdir -p "$dist/src"
+    tar -xzf "${sdists[0]}" -C "$dist/src" --strip-components=1 || cm_die "$name: unpacking the sdist failed"
+
     if [ "$(cat "$venv/.cm-deps" 2>/dev/null)" != "$deps_id" ]; then
-        cm_say "$name: pip install '.[test]' (test dependencies changed or first run)"
-        _cm_pip "$venv" install -q "${CM_ROOT}[test]" || cm_die "$name: pip install '.[test]' failed"
+        cm_say "$name: pip install curlmulti[test] (test dependencies changed or first run)"
+        _cm_pip "$venv" install -q "${wheel}[test]" || cm_die "$name: pip install curlmulti[test] failed"
         echo "$deps_id" >"$venv/.cm-deps"
-        fresh=1
     fi
-    if [ $fresh = 0 ]; then
-        cm_say "$name: building and reinstalling curlmulti"
-        _cm_pip "$venv" install -q --no-deps --force-reinstall "$CM_ROOT" \
-            || cm_die "$name: building curlmulti failed"
-    fi
+    cm_say "$name: installing the wheel built from the sdist"
+    _cm_pip "$venv" install -q --no-deps --force-reinstall "$wheel" \
+        || cm_die "$name: installing the curlmulti wheel failed"
     unset DIST_EXTRA_CONFIG
     (cd "$venv" && "$venv/bin/python" -c 'import curlmulti._curl') >/dev/null 2>&1 \
         || cm_warn "$name: the installed curlmulti._curl does not import"

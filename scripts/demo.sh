@@ -16,6 +16,15 @@ read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython}"
 for name in "${PYTHONS[@]}"; do cm_python "$name" >/dev/null; done
 cm_system_packages "${PYTHONS[@]}"
 
+# cm_venv rebuilds the venv's curlmulti and its unpacked sdist: wait for a
+# scripts/test.sh running in this checkout, which may be testing them.
+mkdir -p "$CM_VENVS"
+exec 9>"$CM_VENVS/.test.lock"
+if command -v flock >/dev/null && ! flock -n 9; then
+    cm_say "scripts/test.sh is running in this checkout; waiting for it"
+    flock 9
+fi
+
 rc=0
 for name in "${PYTHONS[@]}"; do
     (cm_venv "$name") || { rc=1; continue; }

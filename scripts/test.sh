@@ -5,11 +5,16 @@
 #   bash scripts/test.sh -k easy -x           extra arguments go to pytest
 #   bash scripts/test.sh tests/test_servers.py
 #   CURLMULTI_PYTHONS=cpython bash scripts/test.sh     one interpreter (cpython, pypy)
+#   CURLMULTI_TESTS_FROM_SDIST=1 bash scripts/test.sh  the tests of the unpacked sdist
+#                                                      (the default when CI is set)
 #
 # Each interpreter gets a venv under .venv/ (made once, test dependencies
-# reinstalled when pyproject.toml changes) with curlmulti built and installed
-# as a wheel on every run.  pytest runs from inside the venv directory, so the
-# tests import the installed package, never the source tree's curlmulti/.
+# reinstalled when pyproject.toml changes) with curlmulti built on every run
+# as an sdist of the working tree, then a wheel from that sdist, and installed.
+# pytest runs from inside the venv directory, so the tests import the installed
+# package, never the source tree's curlmulti/.  With CURLMULTI_TESTS_FROM_SDIST=1
+# the test files, examples and tools come from that sdist too (paths given
+# under the checkout map to the same paths in it): a file the sdist lacks fails.
 # Exits non-zero if any interpreter fails, crashes or runs no test.
 set -uo pipefail
 
@@ -51,6 +56,11 @@ done
 [ $HAVE_PATH = 1 ] || ARGS+=("$CM_ROOT/tests")
 COLOR=()
 [ -t 1 ] && COLOR=(--color=yes)
+case "${CURLMULTI_TESTS_FROM_SDIST:-}" in
+    1|0) FROM_SDIST=$CURLMULTI_TESTS_FROM_SDIST ;;
+    "") case "${CI:-}" in ""|0|false) FROM_SDIST=0 ;; *) FROM_SDIST=1 ;; esac ;;
+    *) cm_die "CURLMULTI_TESTS_FROM_SDIST must be 1 or 0" ;;
+esac
 
 cm_system_packages "${PYTHONS[@]}"
 
@@ -81,11 +91,23 @@ for name in "${PYTHONS[@]}"; do
     venv="$CM_VENVS/$name"
     VERSION[$name]=$("$venv/bin/python" -c 'import platform; print(platform.python_implementation(), platform.python_version())')
     setup_s=$((SECONDS - t0))
-    cm_say "$name: pytest (${VERSION[$name]}, setup took ${setup_s}s)"
+    root=$CM_ROOT
+    RUN_ARGS=("${ARGS[@]}")
+    if [ "$FROM_SDIST" = 1 ]; then
+        root="$venv/.sdist/src"
+        RUN_ARGS=()
+        for a in "${ARGS[@]}"; do
+            case "$a" in
+                "$CM_ROOT"/*) RUN_ARGS+=("$root/${a#"$CM_ROOT"/}") ;;
+                *) RUN_ARGS+=("$a") ;;
+            esac
+        done
+    fi
+    cm_say "$name: pytest (${VERSION[$name]}, setup took ${setup_s}s$([ "$FROM_SDIST" = 1 ] && echo ", tests from the sdist"))"
     (
         cd "$venv" || exit 1
         CURLMULTI_TEST_INSTALLED=1 exec "$venv/bin/python" -m pytest \
-            -c "$CM_ROOT/pyproject.toml" --rootdir "$CM_ROOT" "${COLOR[@]}" "${ARGS[@]}" </dev/null
+            -c "$root/pyproject.toml" --rootdir "$root" "${COLOR[@]}" "${RUN_ARGS[@]}" </dev/null
     ) 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     # pytest's closing line: "==== 3 failed, 40 passed, 2 skipped in 5.01s ====" (no "=" with -q)

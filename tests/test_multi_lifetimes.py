@@ -575,7 +575,8 @@ def left_alive_at_interpreter_exit(pycurl, url):
     for close_handles in (False, True):
         m = pycurl.CurlMulti(close_handles=close_handles)
         m.setopt(pycurl.M_SOCKETFUNCTION,
-                 lambda what, fd, multi, sp: multi.assign(fd, [multi]) if sp is None and what != pycurl.POLL_REMOVE else None)
+                 lambda what, fd, multi, sp:
+                 multi.assign(fd, [multi]) if sp is None and what != pycurl.POLL_REMOVE else None)
         m.setopt(pycurl.M_TIMERFUNCTION, lambda ms, m=m: None)
         for i in range(5):
             c = easy(pycurl, url + "/delay/2")
