@@ -5,10 +5,11 @@
 
 * ``.url``: plain HTTP;
 * ``.tls_url``: HTTPS with a certificate for 127.0.0.1 signed by ``.ca_file``
-  (a CA made by ``trustme``); a client that trusts ``.other_ca_file`` instead
-  gets an untrusted-issuer failure;
+  (a CA made by ``trustme``);
 * ``.wrong_host_url``: HTTPS with a certificate signed by ``.ca_file`` but
   issued for another host name;
+* ``.untrusted_url``: HTTPS with a certificate for 127.0.0.1 signed by
+  another CA, which the client does not trust;
 
 and ``.refused_url``, a port with nothing listening.  Good paths (keep-alive;
 every body follows ``servers.pattern``):
@@ -235,17 +236,17 @@ class FaultServer:
         self._dir = tempfile.mkdtemp(prefix="faultserver-")
         ca, other = trustme.CA(), trustme.CA()
         self.ca_file = os.path.join(self._dir, "ca.pem")
-        self.other_ca_file = os.path.join(self._dir, "other-ca.pem")
         ca.cert_pem.write_to_path(self.ca_file)
-        other.cert_pem.write_to_path(self.other_ca_file)
-        self._good_ctx = self._context(ca.issue_cert(host))
-        self._wrong_ctx = self._context(ca.issue_cert("wrong-host.invalid"))
+        self._contexts = [None, self._context(ca.issue_cert(host)),
+                          self._context(ca.issue_cert("wrong-host.invalid")),
+                          self._context(other.issue_cert(host))]
 
-        self._listeners = [self._listen(host) for _ in range(3)]
+        self._listeners = [self._listen(host) for _ in self._contexts]
         ports = [s.getsockname()[1] for s in self._listeners]
         self.url = ServerURL("http://%s:%d" % (host, ports[0]), self)
         self.tls_url = ServerURL("https://%s:%d" % (host, ports[1]), self)
         self.wrong_host_url = ServerURL("https://%s:%d" % (host, ports[2]), self)
+        self.untrusted_url = ServerURL("https://%s:%d" % (host, ports[3]), self)
         # bound, never listening: connecting is refused
         self._refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._refused.bind((host, 0))
@@ -315,7 +316,7 @@ class FaultServer:
         loop.set_exception_handler(self._exception)
         factory = lambda: _Connection(self)     # noqa: E731
         try:
-            for sock, ctx in zip(self._listeners, (None, self._good_ctx, self._wrong_ctx)):
+            for sock, ctx in zip(self._listeners, self._contexts):
                 self._servers.append(loop.run_until_complete(
                     loop.create_server(factory, sock=sock, ssl=ctx, backlog=4096)))
         except BaseException as e:              # pragma: no cover - reported by start()
@@ -347,7 +348,8 @@ class FaultServer:
     def owned_fds(self):
         """{descriptor: what it is} for the descriptors this server owns."""
         fds = {}
-        names = ("listener (http)", "listener (https)", "listener (https, wrong host)")
+        names = ("listener (http)", "listener (https)", "listener (https, wrong host)",
+                 "listener (https, untrusted CA)")
         for sock, name in zip(self._listeners, names):
             if sock.fileno() >= 0:
                 fds[sock.fileno()] = "fault server %s" % name
