@@ -8,6 +8,12 @@ teardown: ``reset_server``, ``truncating_server``, ``stalling_server``,
 
 Every fixture's value is a ``ServerURL``: a str ``"http://127.0.0.1:PORT"``
 with ``.url``, ``.port``, ``.server`` and ``url("/path")``.
+
+Descriptor guard (fdguard.py): the descriptors each server owns (listening
+sockets, wake-up pipes, event-loop descriptors) are protected from its start
+to its stop, and the autouse ``fd_guard`` fixture checks after every test
+that each is still open with the identity it had; a test protects its own
+pipes and sockets with ``fd_guard.protect(fd, "what")``.
 """
 
 import os
@@ -19,6 +25,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import servers  # noqa: E402
+from fdguard import GUARD, fail, fd_guard  # noqa: E402,F401  (fd_guard: autouse fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,12 +58,17 @@ def pytest_report_header(config):
     return lines
 
 
-def _serve(server):
+def _serve(server, value=None):
     server.start()
+    owned = server.owned_fds()
+    GUARD.protect_all(owned)
     try:
-        yield server.url
+        yield server.url if value is None else value
     finally:
+        problems = GUARD.release(owned)
         server.stop()
+        if problems:
+            fail(problems, "when stopping %s" % type(server).__name__)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +81,15 @@ def httpbin():
 def fast_server():
     """asyncio HTTP/1.1 keep-alive server: /bytes/N /status/N /delay/S /echo /headers /get."""
     yield from _serve(servers.FastServer())
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    """One asyncio server, many faults (faultservers.py): ``.url``, ``.tls_url``,
+    ``.wrong_host_url``, ``.refused_url``, ``.ca_file``, ``.wait_idle()``."""
+    import faultservers
+    server = faultservers.FaultServer()
+    yield from _serve(server, server)
 
 
 @pytest.fixture
@@ -111,8 +132,5 @@ def refused_port():
 def big_body_server():
     """``big_body_server(size)`` gives the URL of a body of ``size`` pattern bytes,
     made on the fly; ``big_body_server.url`` is the server's base URL."""
-    server = servers.BigBodyServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    server = servers.BigBodyServer()
+    yield from _serve(server, server)

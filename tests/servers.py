@@ -96,6 +96,22 @@ def _query(path):
     return parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
 
 
+def loop_fds(loop, owner):
+    """{descriptor: what it is} for an asyncio selector loop: its selector's
+    (epoll) and its self-pipe's (a socketpair that wakes it from other threads)."""
+    fds = {}
+    if loop is None or loop.is_closed():
+        return fds
+    fileno = getattr(getattr(loop, "_selector", None), "fileno", None)
+    if fileno is not None and fileno() >= 0:
+        fds[fileno()] = "%s: event loop selector" % owner
+    for attr, end in (("_ssock", "read"), ("_csock", "write")):
+        sock = getattr(loop, attr, None)
+        if sock is not None and sock.fileno() >= 0:
+            fds[sock.fileno()] = "%s: event loop self-pipe, %s end" % (owner, end)
+    return fds
+
+
 # ---------------------------------------------------------------- httpbin
 
 class HttpbinServer:
@@ -130,6 +146,22 @@ class HttpbinServer:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def owned_fds(self):
+        """{descriptor: what it is}: the listening socket and waitress's
+        trigger, a pipe (both ends) whose read end is polled through a dup."""
+        fds = {}
+        sock = getattr(self._server, "socket", None)
+        if sock is not None and sock.fileno() >= 0:
+            fds[sock.fileno()] = "httpbin: waitress listening socket"
+        trigger = self._server.trigger
+        ends = list(getattr(trigger, "_fds", ()))
+        for fd, end in zip(ends, ("read", "write")):
+            fds[fd] = "httpbin: waitress trigger pipe, %s end" % end
+        polled = getattr(trigger, "_fileno", None)
+        if isinstance(polled, int) and polled >= 0 and polled not in fds:
+            fds[polled] = "httpbin: waitress trigger pipe, polled dup of the read end"
+        return fds
 
     def _close_all(self):                       # runs in the server's thread
         for channel in list(self._server._map.values()):
@@ -181,6 +213,7 @@ class FastServer:
         self._loop = None
         self._server = None
         self._transports = set()
+        self._listener = None
         self._thread = None
         self._ready = threading.Event()
         self._error = None
@@ -217,6 +250,7 @@ class FastServer:
             listener.bind((self.host, 0))
             self._server = loop.run_until_complete(
                 loop.create_server(factory, sock=listener, backlog=BACKLOG))
+            self._listener = listener
             self.port = listener.getsockname()[1]
             self.url = ServerURL("http://%s:%d" % (self.host, self.port), self)
         except BaseException as e:      # pragma: no cover - reported by start()
@@ -243,6 +277,13 @@ class FastServer:
             loop.run_until_complete(asyncio.wait(tasks, timeout=5) if tasks else asyncio.sleep(0))
             loop.run_until_complete(asyncio.sleep(0))      # let the aborts close their sockets
             loop.close()
+
+    def owned_fds(self):
+        """{descriptor: what it is}: the listening socket and the event loop's."""
+        fds = loop_fds(self._loop, "fast server")
+        if self._listener is not None and self._listener.fileno() >= 0:
+            fds[self._listener.fileno()] = "fast server: listening socket"
+        return fds
 
     def stop(self):
         if self._thread is not None:
@@ -489,6 +530,13 @@ class RawServer:
     def handle(self, conn, req):
         raise NotImplementedError
 
+    def owned_fds(self):
+        """{descriptor: what it is}: the listening socket and the wake-up socketpair."""
+        socks = ((self._listener, "listening socket"), (self._wake_r, "wake-up socketpair, read end"),
+                 (self._wake_w, "wake-up socketpair, write end"))
+        return {s.fileno(): "%s server: %s" % (self.name, what)
+                for s, what in socks if s.fileno() >= 0}
+
     def stop(self):
         if self.stopping.is_set():
             return
@@ -666,6 +714,11 @@ class RefusedPort:
 
     def start(self):
         return self
+
+    def owned_fds(self):
+        """{descriptor: what it is}: the bound socket that keeps the port."""
+        fd = self._sock.fileno()
+        return {fd: "refused port: bound socket"} if fd >= 0 else {}
 
     def stop(self):
         self._sock.close()
