@@ -16,6 +16,11 @@
 # Fails if pytest fails, or if any process wrote an AddressSanitizer report
 # (reports go to .venv/asan/logs/asan.<pid>, and are printed at the end).
 # Not in the default test run: it takes a few minutes.
+#
+# CURLMULTI_PYTHONS=pypy bash scripts/asan.sh: the same on PyPy (one
+# interpreter a run; .venv/asan/pypy).  PyPy's objects live in its own GC
+# heap, which ASan does not see; curlmulti's C, cffi's raw memory and
+# libcurl's allocations it does.
 set -uo pipefail
 
 # shellcheck source=scripts/_setup.sh
@@ -26,7 +31,9 @@ trap 'echo; cm_die "interrupted"' INT
 DEFAULT_FILES=(test_multi_lifetimes.py test_leaks.py test_share.py
                test_threads.py test_ownership.py test_signals.py)
 
-cm_system_packages cpython
+NAME=${CURLMULTI_PYTHONS:-cpython}
+case "$NAME" in cpython|pypy) ;; *) cm_die "CURLMULTI_PYTHONS: one of cpython, pypy (got '$NAME')" ;; esac
+cm_system_packages "$NAME"
 command -v gcc >/dev/null || cm_die "gcc not found"
 LIBASAN=$(gcc -print-file-name=libasan.so)
 [ "${LIBASAN#/}" != "$LIBASAN" ] && [ -e "$LIBASAN" ] \
@@ -45,11 +52,11 @@ fi
 export CURLMULTI_EXTRA_CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1"
 export CURLMULTI_EXTRA_LDFLAGS="-fsanitize=address"
 # (cm_venv's import check runs without libasan preloaded, so it fails: ours is below.)
-cm_venv cpython 2> >(grep -v 'does not import' >&2) || exit 1
+cm_venv "$NAME" 2> >(grep -v 'does not import' >&2) || exit 1
 unset CURLMULTI_EXTRA_CFLAGS CURLMULTI_EXTRA_LDFLAGS
-venv="$CM_VENVS/cpython"
+venv="$CM_VENVS/$NAME"
 
-LOGS="$CM_VENVS/logs"
+LOGS="$CM_VENVS/logs-$NAME"
 mkdir -p "$LOGS"
 rm -f "$LOGS"/asan.* "$LOGS"/pytest-asan*.log
 asan_env() {
@@ -115,7 +122,7 @@ run_pytest() {   # LOG PYTEST-ARGS...
 }
 
 log="$LOGS/pytest-asan.log"
-cm_say "pytest under AddressSanitizer ($LIBASAN): ${ARGS[*]#"$CM_ROOT/"}"
+cm_say "$NAME: pytest under AddressSanitizer ($LIBASAN): ${ARGS[*]#"$CM_ROOT/"}"
 t0=$SECONDS
 if [ $HAVE_PATH = 0 ] && [ $# = 0 ]; then
     run_pytest "$log" -k "not ($RSS_TESTS)" "${ARGS[@]}"
