@@ -33,7 +33,8 @@ handle lifetimes churn too.  Samples of RSS and open descriptors are printed
 --samples times per driver; the verdict compares the samples after the warm-up
 (the first --warmup fraction) with the last warm-up sample:
 
-  descriptors  never more than --fd-margin above the warm-up's highest sample
+  descriptors  never more than --concurrency + --fd-margin above the count
+               before the driver started (M_MAXCONNECTS is set to --concurrency)
   RSS          never more than --rss-margin MiB above the last warm-up sample
 
 A JSON summary is the last line printed.  Exit status 0 only if every check
@@ -156,6 +157,7 @@ class Ledger(object):
         self.n = n
         self.outcome = bytearray(n)
         self.twice = []
+        self.strays = 0             # completions of a handle not in flight
         self.done = 0
 
     def record(self, rid, code):
@@ -187,6 +189,8 @@ class Ledger(object):
             problems.append("%d requests never completed" % missing)
         if self.twice:
             problems.append("requests completed twice: %s" % self.twice)
+        if self.strays:
+            problems.append("%d completions of a handle that was not in flight" % self.strays)
         if n_wrong:
             problems.append("%d unexpected outcomes, first: %s" % (n_wrong, wrong))
         return problems, counts
@@ -235,12 +239,14 @@ class Monitor(object):
             self.label, done, t, row["req_s"], row["rss_kib"], row["fds"],
             "  (warm-up)" if done <= self.warmup_at else ""), flush=True)
 
-    def verdict(self, fd_margin, rss_margin_kib):
+    def verdict(self, fds_before, concurrency, fd_margin, rss_margin_kib):
         warm = [r for r in self.rows if r["done"] <= self.warmup_at]
         after = [r for r in self.rows if r["done"] > self.warmup_at]
         if not warm or not after:
             return ["too few samples to judge RSS and descriptors (%d)" % len(self.rows)], {}
-        fd_limit = max(r["fds"] for r in warm) + fd_margin
+        # At most one connection per transfer in flight, and the multi keeps
+        # no more than M_MAXCONNECTS (= concurrency) open in all.
+        fd_limit = fds_before + concurrency + fd_margin
         rss_base = warm[-1]["rss_kib"]
         rss_limit = rss_base + rss_margin_kib
         problems = []
@@ -251,7 +257,8 @@ class Monitor(object):
         if worst_rss > rss_limit:
             problems.append("RSS grew: %d KiB after the warm-up, base %d KiB, limit %d KiB"
                             % (worst_rss, rss_base, rss_limit))
-        return problems, {"fd_warm_max": fd_limit - fd_margin, "fd_after_max": worst_fd,
+        return problems, {"fds_before": fds_before, "fd_warm_max": max(r["fds"] for r in warm),
+                          "fd_after_max": worst_fd, "fd_limit": fd_limit,
                           "rss_warm_last_kib": rss_base, "rss_after_max_kib": worst_rss,
                           "rss_growth_kib": worst_rss - rss_base}
 
@@ -296,13 +303,14 @@ class Slot(object):
 
 def run_multi(n, conc, urls, ledger, monitor, recycle, timeout):
     m = pycurl.CurlMulti()
+    m.setopt(pycurl.M_MAXCONNECTS, conc)
     slots = [Slot() for _ in range(conc)]
     by_curl = {}
     free = list(slots)
     nxt = 0
     deadline = time.monotonic() + timeout
     try:
-        while ledger.done < n and not ledger.twice:
+        while ledger.done < n and not ledger.twice and not ledger.strays:
             while nxt < n and free:
                 s = free.pop()
                 s.start(nxt, urls)
@@ -316,13 +324,19 @@ def run_multi(n, conc, urls, ledger, monitor, recycle, timeout):
             while True:
                 queued, ok_list, err_list = m.info_read()
                 for c in ok_list:
-                    s = by_curl.pop(id(c))
+                    s = by_curl.pop(id(c), None)
+                    if s is None:           # reported again, or not ours
+                        ledger.strays += 1
+                        continue
                     m.remove_handle(c)
                     ledger.record(s.rid, classify_response(c, s.sink))
                     s.finish(recycle)
                     free.append(s)
                 for c, errno, _msg in err_list:
-                    s = by_curl.pop(id(c))
+                    s = by_curl.pop(id(c), None)
+                    if s is None:
+                        ledger.strays += 1
+                        continue
                     m.remove_handle(c)
                     ledger.record(s.rid, classify_error(errno))
                     s.finish(recycle)
@@ -350,6 +364,7 @@ def run_async(n, conc, urls, ledger, monitor, recycle, timeout):
     async def main():
         nxt = [0]
         async with pycurl.AsyncCurlMulti() as m:
+            m.setopt(pycurl.M_MAXCONNECTS, conc)
             async def worker(s):
                 while nxt[0] < n:
                     rid = nxt[0]
@@ -391,7 +406,8 @@ def main(argv=None):
                    help="close and replace a slot's Curl after this many requests (0: never)")
     p.add_argument("--samples", type=int, default=20, help="RSS/fd samples per driver")
     p.add_argument("--warmup", type=float, default=0.2, help="fraction of requests that warms up")
-    p.add_argument("--fd-margin", type=int, default=8)
+    p.add_argument("--fd-margin", type=int, default=16,
+                   help="descriptors allowed above the count before the driver plus --concurrency")
     p.add_argument("--rss-margin", type=float, default=16.0, help="MiB")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per driver")
     p.add_argument("--json", help="also write the summary to this file")
@@ -430,11 +446,12 @@ def main(argv=None):
             print("%s driver:" % name, flush=True)
             ledger = Ledger(n)
             monitor = Monitor(n, args.samples, args.warmup, name)
+            fds_before = open_fds()
             t0 = time.perf_counter()
             DRIVERS[name](n, args.concurrency, server.urls, ledger, monitor, args.recycle, args.timeout)
             secs = time.perf_counter() - t0
             problems, counts = ledger.verdict()
-            flat_problems, flat = monitor.verdict(args.fd_margin, int(args.rss_margin * 1024))
+            flat_problems, flat = monitor.verdict(fds_before, args.concurrency, args.fd_margin, int(args.rss_margin * 1024))
             problems += flat_problems
             rate = n / secs
             print("  %s: %d requests in %.1f s, %.0f req/s; outcomes %s"
