@@ -14,7 +14,7 @@
 # Python object from C is caught.  detect_leaks=0: CPython leaks at exit.
 #
 # Fails if pytest fails, or if any process wrote an AddressSanitizer report
-# (reports go to .venv/asan/logs/asan.<pid>, and are printed at the end).
+# (reports go to .venv/asan/logs-<interpreter>/asan.<pid>, printed at the end).
 # Not in the default test run: it takes a few minutes.
 #
 # CURLMULTI_PYTHONS=pypy bash scripts/asan.sh: the same on PyPy (one
@@ -36,8 +36,9 @@ case "$NAME" in cpython|pypy) ;; *) cm_die "CURLMULTI_PYTHONS: one of cpython, p
 cm_system_packages "$NAME"
 command -v gcc >/dev/null || cm_die "gcc not found"
 LIBASAN=$(gcc -print-file-name=libasan.so)
-[ "${LIBASAN#/}" != "$LIBASAN" ] && [ -e "$LIBASAN" ] \
-    || cm_die "gcc has no libasan.so (Debian: apt-get install libgcc-12-dev)"
+if [ "${LIBASAN#/}" = "$LIBASAN" ] || [ ! -e "$LIBASAN" ]; then
+    cm_die "gcc has no libasan.so (Debian: apt-get install libgcc-12-dev)"
+fi
 LIBASAN=$(readlink -f "$LIBASAN")
 
 # Its own venv, so the ordinary .venv/cpython keeps an uninstrumented build.
