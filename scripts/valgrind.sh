@@ -14,7 +14,7 @@
 # tests/test_leaks.py covers them.
 #
 # Fails if pytest fails or if any process's report has errors.  Not in the
-# default test run: about 10 minutes on two cores.
+# default test run: about 20 minutes on two busy cores.
 set -uo pipefail
 
 # shellcheck source=scripts/_setup.sh
@@ -67,7 +67,7 @@ LOGS="$CM_VENVS/logs"
 mkdir -p "$LOGS"
 rm -f "$LOGS"/vg.*.log
 VALGRIND=(valgrind --tool=memcheck --trace-children=yes
-          --error-exitcode=$VG_ERROR_EXIT --errors-for-leak-kinds=none --leak-check=no
+          "--error-exitcode=$VG_ERROR_EXIT" --errors-for-leak-kinds=none --leak-check=no
           --suppressions="$CM_ROOT/scripts/valgrind-python.supp"
           --num-callers=30 --log-file="$LOGS/vg.%p.log")
 cm_say "pytest under valgrind: ${ARGS[*]#"$CM_ROOT/"}"
