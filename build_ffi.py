@@ -22,6 +22,10 @@ Where libcurl is found, first match wins:
   CURLMULTI_CURL_CONFIG  path of a curl-config script
   CURLMULTI_CFLAGS / CURLMULTI_LIBS  flags given directly
   curl-config, then pkg-config libcurl, on PATH
+
+CURLMULTI_EXTRA_CFLAGS / CURLMULTI_EXTRA_LDFLAGS are added to the compile and
+link flags, whichever way libcurl was found (scripts/asan.sh builds with
+-fsanitize=address through them).
 """
 import os
 import re
@@ -123,11 +127,14 @@ def make_ffibuilder():
     builder.cdef(cdef)
     builder.set_source(
         "curlmulti._curl",
-        "#include <curl/curl.h>\n"
-        'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
+        "#include <curl/curl.h>
+"
+        'static const char CM_BUILD_VERSION[] = "%s";
+' % package_version()
         + _read("shims.c") + _read("sinks.c"),
-        extra_compile_args=[f for f in cflags] + ["-Wno-deprecated-declarations"],
-        extra_link_args=libs,
+        extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
+                            + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),
+        extra_link_args=libs + shlex.split(os.environ.get("CURLMULTI_EXTRA_LDFLAGS", "")),
     )
     return builder
 
