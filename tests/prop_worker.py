@@ -874,6 +874,7 @@ def easy_threads_once(example, config, out):
     start = threading.Barrier(1 + len(example["others"]), timeout=JOIN_TIMEOUT)
     in_perform = threading.Event()     # A is inside perform() (or done with it)
     others_done = threading.Event()
+    a_done = threading.Event()
     results = []
 
     def on_progress(*a):
@@ -903,6 +904,7 @@ def easy_threads_once(example, config, out):
                 except BaseException as e:
                     out.fail("A perform raised %r\n%s" % (e, traceback.format_exc()))
         finally:
+            a_done.set()
             in_perform.set()
 
     def thread_b(ops, who):
@@ -912,6 +914,8 @@ def easy_threads_once(example, config, out):
             in_perform.wait(JOIN_TIMEOUT)
         try:
             for op in ops:
+                if in_perform.is_set() and not a_done.is_set():
+                    out.count("ops while A is inside perform")
                 run_op(world, op, who)
         finally:
             # Leave nothing paused for good: A's transfer must end.
