@@ -550,6 +550,8 @@ def run_op(world, op, where, me=None):
     name, i = op[0], op[1]
     arg = op[2] if len(op) > 2 else None
     c = world.handle(i) if i != "me" else me
+    if i == "me":
+        i = 0       # for the operations that take an index
     what = "%s %s" % (where, name)
     if name == "close":
         if c is not None:
@@ -744,7 +746,15 @@ def prop_callbacks(example, config):
         for op in actions.get((kind, calls[kind]), ()):
             if op[0] == "pause":
                 world.paused = True
-            run_op(world, op, "in %s callback" % kind, me)
+            if op[0] == "raise":
+                run_op(world, op, "in %s callback" % kind, me)   # raises on purpose
+                continue
+            try:
+                run_op(world, op, "in %s callback" % kind, me)
+            except BaseException as e:
+                # (run_op checks the library's exceptions itself: this one is
+                # the harness's, and must not make the callback raise.)
+                out.fail("%r in the %s callback raised %r\n%s" % (op, kind, e, traceback.format_exc()))
 
     def easy_callbacks(c):
         def write(data):

@@ -14,7 +14,7 @@ first failure's input and output.
 
 Profiles (``CURLMULTI_HYPOTHESIS_PROFILE``):
 
-* ``default``: about 3,750 examples in all, a minute or two per interpreter;
+* ``default``: about 3,900 examples in all, a minute or two per interpreter;
 * ``long``: 100 times as many, for hours (no pytest timeout);
 * ``quick``: a smoke run of a few examples per property.
 
@@ -461,7 +461,7 @@ def test_operations_from_inside_callbacks(worker):
 @pytest.mark.xfail(strict=False, reason=RAISING_SOCKET_CALLBACK)
 def test_multi_callbacks_that_raise(worker):
     """The same, with socket and timer callbacks that raise too."""
-    @examples(150)
+    @examples(300)
     @given(callback_programs(raising_multi_callbacks=True))
     def prop(program):
         worker.run("callbacks", program)
