@@ -127,10 +127,8 @@ def make_ffibuilder():
     builder.cdef(cdef)
     builder.set_source(
         "curlmulti._curl",
-        "#include <curl/curl.h>
-"
-        'static const char CM_BUILD_VERSION[] = "%s";
-' % package_version()
+        "#include <curl/curl.h>\n"
+        'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
         + _read("shims.c") + _read("sinks.c"),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),

@@ -308,7 +308,13 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 
 # They run once or twice per transfer, so they too are written out flat.
 # Their userdata is the CurlMulti's record (see _multi._MultiRecord).
-@ffi.def_extern(error=-1, onerror=_onerror_for(3))
+#
+# The socket callback never hands -1 to libcurl: after a socket callback
+# returned -1, libcurl 7.88's multi handle is corrupt (its running count goes
+# negative, and a later socket_action() with two transfers crashes).  An
+# exception, or a -1 result, is stored instead, and the call that ran the
+# callback raises it; the transfers go on, for the caller to remove or close.
+@ffi.def_extern(error=0, onerror=_onerror_for(3))
 def cm_socket_cb(_easy, fd, what, userdata, socketp):
     rec = _from_handle(userdata)
     try:
@@ -319,10 +325,15 @@ def cm_socket_cb(_easy, fd, what, userdata, socketp):
         finally:
             if what == _POLL_REMOVE and rec.assigned:
                 rec.assigned.pop(fd, None)  # libcurl forgets the socket's object now
-        return -1 if result == -1 else 0
+        if result == -1:
+            raise SocketCallbackAbort("the socket callback returned -1 for socket %d" % fd)
     except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
-        return -1
+    return 0
+
+
+class SocketCallbackAbort(Exception):
+    """A socket callback returned -1: raised as the cause of the call's error."""
 
 
 @ffi.def_extern(error=-1, onerror=_onerror_for(2))

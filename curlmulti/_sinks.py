@@ -53,7 +53,13 @@ class Buffer(_Sink):
 
     def getvalue(self):
         s = self._sink
-        return ffi.unpack(s.data, s.len) if s.len else b""
+        cap = s.len
+        while True:  # a transfer in another thread may be appending meanwhile
+            out = ffi.new("char[]", cap) if cap else ffi.NULL
+            n = lib.cm_sink_copy(s, out, cap)
+            if n <= cap:
+                return ffi.unpack(out, n) if n else b""
+            cap = n
 
     def take(self):
         """The body as a read-only memoryview, without copying, leaving the

@@ -458,7 +458,6 @@ def test_operations_from_inside_callbacks(worker):
 
 
 @timeout
-@pytest.mark.xfail(strict=False, reason=RAISING_SOCKET_CALLBACK)
 def test_multi_callbacks_that_raise(worker):
     """The same, with socket and timer callbacks that raise too."""
     @examples(300)
@@ -473,7 +472,6 @@ def test_multi_callbacks_that_raise(worker):
 
 
 @timeout
-@pytest.mark.xfail(strict=False, reason=CURL_THREAD_DEFECTS)
 def test_threads_on_one_curl(worker):
     """perform() in thread A; close/setopt/getinfo/pause/reset/... on the same
     Curl (and the Buffer it writes into) from one or two other threads."""
@@ -489,7 +487,6 @@ def test_threads_on_one_curl(worker):
 
 
 @timeout
-@pytest.mark.xfail(strict=False, reason=MULTI_THREAD_DEFECTS)
 def test_threads_on_one_multi(worker):
     """One thread drives a CurlMulti (perform/select, socket_action, poll,
     wait); others add, remove, close, pause, poll, wake it up and close it."""

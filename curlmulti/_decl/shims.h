@@ -103,6 +103,7 @@ struct cm_sink {
     ...;
 };
 struct cm_sink *cm_sink_new(int fd);
+size_t cm_sink_copy(struct cm_sink *s, char *out, size_t cap);
 void cm_sink_free(struct cm_sink *s);
 void cm_sink_clear(struct cm_sink *s);
 char *cm_sink_take(struct cm_sink *s, size_t *out);
