@@ -547,12 +547,16 @@ class Curl(Owned):
         rec = self._rec
         if rec is None:
             raise closed_error("Curl object", method)
-        lock = acquire(rec)
-        try:
-            return lock, rec.enter(method, mutating)
-        except BaseException:
-            lock.release()
-            raise
+        while True:
+            lock = acquire(rec)
+            try:
+                h = rec.enter(method, mutating)
+            except BaseException:
+                lock.release()
+                raise
+            if rec.lock is lock:
+                return lock, h
+            lock.release()  # detached while waiting for the multi's wait to end: again
 
     # -- options ------------------------------------------------------------
 
@@ -562,6 +566,8 @@ class Curl(Owned):
         callback receives a read-only memoryview of libcurl's buffer instead
         of bytes, valid until it returns."""
         rec = self._rec
+        if rec is None:  # never initialised: _enter raises
+            self._enter("setopt")
         lock = rec.lock
         lock.acquire()
         if rec.lock is not lock or rec.state is not IDLE:
@@ -699,6 +705,8 @@ class Curl(Owned):
     def perform(self):
         """Run the transfer (``curl_easy_perform``); raises ``error`` on failure."""
         rec = self._rec
+        if rec is None:  # never initialised: _enter raises
+            self._enter("perform")
         lock = acquire(rec)
         try:
             if rec.state is not IDLE:
@@ -794,6 +802,8 @@ class Curl(Owned):
         """``curl_easy_getinfo``; strings as str."""
         if type(info) is int and info & _INFO_TYPEMASK == _INFO_LONG:
             rec = self._rec
+            if rec is None:  # never initialised: _enter raises
+                self._enter("getinfo")
             lock = rec.lock
             lock.acquire()
             if rec.lock is not lock or (rec.state is not IDLE and (
@@ -975,20 +985,23 @@ class Curl(Owned):
         rec = self._rec
         if rec is None:
             return
-        lock = acquire(rec)
-        try:
-            state = rec.state
-            if state is CLOSED or state is CLOSING:
-                return
-            if state is PERFORMING:
-                rec.enter("close")  # raises
-            if state is ATTACHED:
-                rec.multi.detach(rec, self, True, "close")  # may defer the cleanup itself
-                return
-            h = rec.take_handle()
-        finally:
-            lock.release()
-        rec.free(h)
+        while True:
+            lock = acquire(rec)
+            try:
+                state = rec.state
+                if state is CLOSED or state is CLOSING:
+                    return
+                if state is PERFORMING:
+                    rec.enter("close")  # raises
+                if state is ATTACHED:
+                    if rec.multi.detach(rec, self, True, "close"):  # may defer the cleanup itself
+                        return
+                    continue  # detached by another thread meanwhile: close it as it is now
+                h = rec.take_handle()
+            finally:
+                lock.release()
+            rec.free(h)
+            return
 
     def __repr__(self):
         return "<curlmulti.Curl %s>" % ("closed" if self.closed else "at 0x%x" % id(self))

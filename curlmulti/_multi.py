@@ -266,8 +266,12 @@ class _MultiRecord(object):
 
     def detach(self, erec, curl, closing, method):
         """Remove erec from libcurl and from handles; with closing, free it
-        too.  Deferred while one of this multi's calls is running."""
-        if self.enter(method):
+        too.  Deferred while one of this multi's calls is running.  False if
+        erec was detached by another thread while this one waited."""
+        in_callback = self.enter(method)
+        if erec.multi is not self:
+            return False
+        if in_callback:
             for entry in self.deferred:
                 if entry[0] is erec:
                     entry[2] = entry[2] or closing
@@ -276,7 +280,7 @@ class _MultiRecord(object):
                 self.deferred.append([erec, curl, closing])
             if closing:
                 erec.state = CLOSING  # closed for Python at once; freed on unwinding
-            return
+            return True
         code = 0
         try:
             if erec.h is not None and self.state is OPEN:
@@ -293,6 +297,7 @@ class _MultiRecord(object):
                 erec.free(erec.take_handle())
         if code or self.callback_exc is not None or self.deferred:
             self.settle(code)
+        return True
 
     def run_deferred(self):
         """Carry out the queued detaches; callbacks they run store their
@@ -343,13 +348,15 @@ class _MultiRecord(object):
         return [curl for _, curl in handles] if self.close_handles else []
 
 
-def _finalize(rec):
-    """The CurlMulti was dropped unclosed."""
+def _close(rec, refuse_in_callback):
+    """CurlMulti.close(), or its finalizer (the CurlMulti dropped unclosed)."""
     lock = rec.lock
     lock.acquire()
     try:
         if rec.state is not OPEN:
             return
+        if refuse_in_callback and rec.thread is not None and rec.enter("close"):
+            raise misuse("cannot invoke close() - perform() or socket_action() is running")
         curls = rec.teardown()
     finally:
         lock.release()
@@ -380,7 +387,7 @@ class CurlMulti(Owned):
         # refer to this very object, which would then never be collected.
         rec = self._rec
         if rec is not None and rec.state is OPEN:
-            _finalize(rec)
+            _close(rec, False)
 
     # -- state ------------------------------------------------------------------
 
@@ -728,19 +735,7 @@ class CurlMulti(Owned):
         """Remove every easy handle (closing them with close_handles=True) and
         free the multi handle.  Idempotent; an error from inside one of its
         callbacks, or while another thread runs perform() on it."""
-        rec = self._rec
-        lock = rec.lock
-        lock.acquire()
-        try:
-            if rec.state is not OPEN:
-                return
-            if rec.thread is not None and rec.enter("close"):
-                raise misuse("cannot invoke close() - perform() or socket_action() is running")
-            curls = rec.teardown()
-        finally:
-            lock.release()
-        for curl in curls:
-            curl.close()
+        _close(self._rec, True)
 
     def __repr__(self):
         rec = self._rec

@@ -285,3 +285,17 @@ def test_opensocket_may_not_hand_over_a_descriptor_it_still_owns(fast_server):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_an_uninitialised_curl_reads_as_closed():
+    c = Curl.__new__(Curl)
+    assert c.closed
+    for call in (lambda: c.setopt(c.URL, "http://127.0.0.1/"), lambda: c.getinfo(c.RESPONSE_CODE),
+                 c.perform, c.errstr, lambda: c.pause(0)):
+        with pytest.raises(error, match="closed"):
+            call()
+    c.close()                           # nothing to do
+    m = CurlMulti()
+    with pytest.raises(error, match="closed"):
+        m.add_handle(c)
+    m.close()

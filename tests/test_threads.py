@@ -223,8 +223,8 @@ def multi_driven_while_another_thread_adds_removes_closes(pycurl, url):
             else:
                 victim.getinfo(pycurl.RESPONSE_CODE)
         except pycurl.error as e:
-            if "not attached" in e.args[1]:
-                refused(pycurl, e, "remove")   # removed by an earlier turn
+            if "not attached" in e.args[1] or "closed" in e.args[1]:
+                refused(pycurl, e)             # removed or closed by an earlier turn
             else:
                 refused(pycurl, e, RUNNING)
                 refusals += 1
