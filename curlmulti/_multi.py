@@ -136,6 +136,8 @@ class _MultiRecord(object):
                 self.cond.wait()
             finally:
                 self.waiters -= 1
+                if not self.waiters:
+                    self.cond.notify_all()  # a long call held back for us may go
 
     def open_handle(self, method):
         if self.state is not OPEN:
@@ -176,6 +178,11 @@ class _MultiRecord(object):
         lock = self.lock
         lock.acquire()
         try:
+            # Threads that woke this thread's previous wait go first: the lock
+            # is not fair, and a loop of select() and perform() would
+            # otherwise take it again before them, for ever.
+            while self.thread is None and self.waiters:
+                self.cond.wait()
             h = self.open_handle(activity)
             if self.thread is not None:
                 self.enter(activity)  # raises, waits a wait out, or it is a callback

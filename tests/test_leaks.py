@@ -110,11 +110,12 @@ def live_records():
     return counts
 
 
-# RSS growth a cycle below which a batch counts as flat.  Measured on the
-# suite's workloads (2026-12-02, 2 shared cores, 20 runs under load): CPython
-# stays under 150 bytes a cycle; PyPy's heap keeps growing for some
-# thousands of cycles and reached 1.1 KiB a cycle in one batch of 20.  A
-# leaked easy handle costs tens of KiB a cycle, and the record count above
+# RSS growth a cycle below which a batch counts as flat.  Measured for the
+# three workloads below (2026-12-02, 2 cores busy with other runs, three
+# runs of two measured batches each): CPython grew at most 13 bytes a cycle
+# in any batch; PyPy, whose heap keeps growing for some thousands of cycles,
+# up to 1.9 KiB a cycle in one batch and 393 bytes in the smaller of two.
+# A leaked easy handle costs tens of KiB a cycle, and the record count
 # catches even one leaked handle, so the margin goes to the heap's noise.
 RSS_MARGIN = 4096 if PYPY else 1024
 

@@ -286,14 +286,21 @@ def add_handle_from_two_threads_during_select(pycurl, url):
     other threads adding handles: the adds wake the select and go through."""
     m = pycurl.CurlMulti()
     stop = threading.Event()
+    waiting = threading.Event()
     done = []
+    driver_errors = []
 
     def drive():
+        try:
+            drive_until_stopped()
+        except BaseException as e:  # reported below
+            driver_errors.append(e)
+            raise
+
+    def drive_until_stopped():
         while not stop.is_set() or m._rec.handles:
-            try:
-                m.perform()
-            except pycurl.error as e:
-                refused(pycurl, e, RUNNING)
+            waiting.clear()
+            m.perform()
             while True:
                 _, ok, failed = m.info_read()
                 for c in ok + [f[0] for f in failed]:
@@ -301,6 +308,7 @@ def add_handle_from_two_threads_during_select(pycurl, url):
                     done.append(c)
                 if not ok and not failed:
                     break
+            waiting.set()           # adds are welcome now: they wake the select
             m.select(1.0)
 
     t = threading.Thread(target=drive, daemon=True)
@@ -309,14 +317,22 @@ def add_handle_from_two_threads_during_select(pycurl, url):
     lock = threading.Lock()
 
     def produce(n):
+        try:
+            produce_n(n)
+        except BaseException as e:  # reported below
+            driver_errors.append(e)
+            raise
+
+    def produce_n(n):
         for i in range(n):
             c = easy(pycurl, url + "/bytes/%d" % i)
             while True:
                 try:
                     m.add_handle(c)
                     break
-                except pycurl.error as e:   # only while perform() runs: retry
+                except pycurl.error as e:   # only while perform() runs: again once it is done
                     refused(pycurl, e, RUNNING)
+                    waiting.wait(5)
             with lock:
                 added.append(c)
 
@@ -325,10 +341,15 @@ def add_handle_from_two_threads_during_select(pycurl, url):
         p.start()
     for p in producers:
         p.join(60)
+        assert not p.is_alive(), "a producer is stuck"
+    stopped_at = len(added)
     stop.set()
     t.join(60)
-    assert not t.is_alive()
-    assert sorted(map(id, done)) == sorted(map(id, added)) and len(done) == 300
+    assert not t.is_alive() and not driver_errors, driver_errors
+    assert len(added) == 300, (len(added), stopped_at)
+    missing = set(map(id, added)) - set(map(id, done))
+    assert not missing and len(done) == 300, (len(done), len(missing),
+                                              [c.multi() for c in added if id(c) in missing][:3])
     quiet(m)
     m.close()
 
