@@ -50,8 +50,8 @@ import report  # noqa: E402
 # pycurl: the newest release on CPython; on PyPy 3.9 (7.3.11) 7.45.2 and later
 # fail to compile (Py_TRASHCAN_END), 7.45.1 is the newest that builds.
 PIP_SETS = {
-    "cpython": ["setuptools", "wheel", "cffi>=1.15", "pycurl", "aiohttp", "httpx", "matplotlib"],
-    "pypy": ["setuptools", "wheel", "pycurl==7.45.1", "aiohttp"],
+    "cpython": ["setuptools>=77.0.3", "wheel", "cffi>=1.15", "pycurl", "aiohttp", "httpx", "matplotlib"],
+    "pypy": ["setuptools>=77.0.3", "wheel", "pycurl==7.45.1", "aiohttp"],
 }
 REPORTED_PACKAGES = ("curlmulti", "pycurl", "aiohttp", "httpx", "cffi", "matplotlib")
 

@@ -12,8 +12,9 @@ Ownership (see ``_owner.py`` for the rules every class follows)
 2. While a ``Curl`` is attached, the record holds it strongly
    (``handles``: easy record -> Curl) and the Curl's record points at this
    record (``multi``) and is guarded by this record's ``lock``: one lock for
-   the multi and all its attached handles.  Attaching and detaching change
-   that under both locks (the multi's first).
+   the multi and all its attached handles.  Attaching takes both locks
+   (the multi's first); detaching is done under the multi's, switching the
+   record back to its own lock last.
 3. libcurl forbids removing or cleaning up an easy handle while one of this
    multi's calls is on the stack (its callbacks run inside those calls).
    ``depth`` counts such calls in ``thread``; while it is non-zero,
@@ -73,6 +74,11 @@ _LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
 _NULL = ffi.NULL
 _from_handle = ffi.from_handle
 _info_drain = lib.cm_multi_info_drain
+_add_handle = lib.curl_multi_add_handle
+_multi_perform = lib.curl_multi_perform
+_socket_action = lib.curl_multi_socket_action
+_remove_handle = lib.curl_multi_remove_handle
+_get_ident = get_ident
 _CLOSED = "CurlMulti object"
 _WAITS = ("select", "poll", "wait")
 
@@ -174,21 +180,29 @@ class _MultiRecord(object):
         multi is marked busy with this thread, and the lock is released
         meanwhile (unless an outer call of this thread holds it: then other
         threads wait for that one).  Returns with the lock held again; the
-        caller releases it."""
+        caller releases it.  (begin/end written out: a hot path.)"""
         lock = self.lock
         lock.acquire()
-        try:
-            # Threads that woke this thread's previous wait go first: the lock
-            # is not fair, and a loop of select() and perform() would
-            # otherwise take it again before them, for ever.
-            while self.thread is None and self.waiters:
-                self.cond.wait()
-            h = self.open_handle(activity)
-            if self.thread is not None:
-                self.enter(activity)  # raises, waits a wait out, or it is a callback
-            self.begin(activity)
-        finally:
-            lock.release()
+        if self.thread is not None or self.waiters or self.h is None:
+            try:
+                # Threads that woke this thread's previous wait go first: the
+                # lock is not fair, and a loop of select() and perform() would
+                # otherwise take it again before them, for ever.
+                while self.thread is None and self.waiters:
+                    self.cond.wait()
+                self.open_handle(activity)
+                if self.thread is not None:
+                    self.enter(activity)  # raises, waits a wait out, or it is a callback
+            except BaseException:
+                lock.release()
+                raise
+        h = self.h
+        outer = not self.depth
+        if outer:
+            self.thread = _get_ident()
+            self.activity = activity
+        self.depth += 1
+        lock.release()
         try:
             code = func(h, *args)
         except BaseException:
@@ -196,7 +210,11 @@ class _MultiRecord(object):
                 self.end()
             raise
         lock.acquire()
-        self.end()
+        if outer and self.depth == 1 and not self.waiters:
+            self.depth = 0
+            self.thread = self.activity = None
+        else:
+            self.end()
         return code
 
     def settle(self, code, recount=None):
@@ -234,7 +252,8 @@ class _MultiRecord(object):
     # -- attaching and detaching (under self.lock) ---------------------------------
 
     def attach(self, erec, curl):
-        """Make erec ATTACHED to this multi (under both locks)."""
+        """Make erec ATTACHED to this multi (under both locks: an operation
+        under its own lock in another thread finishes first)."""
         own = erec.own_lock
         own.acquire()
         try:
@@ -257,16 +276,14 @@ class _MultiRecord(object):
         """erec is no longer attached (after curl_multi_remove_handle)."""
         self.handles.pop(erec, None)
         if erec.multi is self:
-            own = erec.own_lock
-            own.acquire()
-            try:
-                if erec.state is ATTACHED:
-                    erec.state = IDLE
-                erec.multi = None
-                erec.lock = own
-                erec.retired = None  # frees what the Curl replaced while attached
-            finally:
-                own.release()
+            # Under this multi's lock, which guards erec while attached; the
+            # switch back to its own lock comes last, so a thread that took
+            # the own lock meanwhile sees erec only once it is idle.
+            if erec.state is ATTACHED:
+                erec.state = IDLE
+            erec.multi = None
+            erec.retired = None  # frees what the Curl replaced while attached
+            erec.lock = erec.own_lock
         closers = erec.closers
         if closers:
             self.closers.update(closers)
@@ -355,6 +372,14 @@ class _MultiRecord(object):
         return [curl for _, curl in handles] if self.close_handles else []
 
 
+def _perform_again(rec):
+    return lambda h: _multi_perform(h, rec.running)
+
+
+def _timeout_again(rec):
+    return lambda h: _socket_action(h, _SOCKET_TIMEOUT, 0, rec.running)
+
+
 def _close(rec, refuse_in_callback):
     """CurlMulti.close(), or its finalizer (the CurlMulti dropped unclosed)."""
     lock = rec.lock
@@ -426,23 +451,48 @@ class CurlMulti(Owned):
     def add_handle(self, curl):
         """Attach an easy handle; the multi keeps it alive until removed."""
         rec = self._rec
-        lock, h = self._locked("add_handle")
+        lock = rec.lock
+        lock.acquire()
         try:
-            if not isinstance(curl, Curl):
+            h = rec.h
+            if rec.thread is not None or h is None:
+                rec.open_handle("add_handle")
+                rec.enter("add_handle")
+            if type(curl) is not Curl and not isinstance(curl, Curl):
                 raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
             erec = curl._rec
             if erec is None:
                 raise closed_error("Curl object", "add_handle")
             # Attached for Python before libcurl runs the timer callback, so
             # that a close() from there is deferred, not done under libcurl.
-            rec.attach(erec, curl)
-            rec.begin("add_handle")
+            own = erec.own_lock
+            own.acquire()
+            if erec.state is IDLE:  # attach() written out: a hot path
+                erec.state = ATTACHED
+                erec.multi = rec
+                erec.lock = lock
+                erec.callback_error = None
+                own.release()
+                rec.handles[erec] = curl
+            else:
+                own.release()
+                rec.attach(erec, curl)  # raises why not
+            # One of this multi's calls (begin/end written out: a hot path).
+            outer = not rec.depth
+            if outer:
+                rec.thread = _get_ident()
+                rec.activity = "add_handle"
+            rec.depth += 1
             rec.adding = True
             try:
-                code = lib.curl_multi_add_handle(h, erec.h)
+                code = _add_handle(h, erec.h)
             finally:
                 rec.adding = False
-                rec.end()
+                if outer and rec.depth == 1 and not rec.waiters:
+                    rec.depth = 0
+                    rec.thread = rec.activity = None
+                else:
+                    rec.end()
             if code:
                 # Refused before libcurl linked it (the timer callback never
                 # fails an add: see _callbacks.cm_timer_cb).
@@ -463,16 +513,45 @@ class CurlMulti(Owned):
         """Detach an easy handle (it stays open).  A closed Curl has already
         been detached, so removing it does nothing, as in pycurl."""
         rec = self._rec
-        lock, h = self._locked("remove_handle")
+        lock = rec.lock
+        lock.acquire()
         try:
-            if not isinstance(curl, Curl):
+            h = rec.h
+            if rec.thread is not None or h is None:
+                rec.open_handle("remove_handle")
+                rec.enter("remove_handle")
+            if type(curl) is not Curl and not isinstance(curl, Curl):
                 raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
             erec = curl._rec
-            if erec not in rec.handles:
+            handles = rec.handles
+            if erec not in handles:
                 if curl.closed:
                     return
                 raise misuse("cannot remove the Curl object - it is not attached to this CurlMulti")
-            rec.detach(erec, curl, False, "remove_handle")
+            if rec.depth or rec.deferred or rec.thread is not None:
+                rec.detach(erec, curl, False, "remove_handle")
+                return
+            # The common case, detach() with no deferral, no close and the
+            # multi idle, written out (a hot path).
+            rec.thread = _get_ident()
+            rec.activity = "remove_handle"
+            rec.depth = 1
+            try:
+                code = _remove_handle(h, erec.h)
+            finally:
+                rec.depth = 0
+                rec.thread = rec.activity = None
+                if rec.waiters:
+                    rec.cond.notify_all()
+                del handles[erec]  # unlink() written out: a hot path
+                erec.state = IDLE
+                erec.multi = None
+                erec.retired = None
+                erec.lock = erec.own_lock
+                if erec.closers:
+                    rec.closers.update(erec.closers)
+            if code or rec.callback_exc is not None or rec.deferred:
+                rec.settle(code)
         finally:
             lock.release()
 
@@ -481,29 +560,75 @@ class CurlMulti(Owned):
     def perform(self):
         """``curl_multi_perform`` -> ``(0, running)``; raises on any error."""
         rec = self._rec
-        code = rec.long_call("perform", lib.curl_multi_perform, rec.running)
+        lock = rec.lock
+        lock.acquire()
+        if rec.thread is None and not rec.waiters and rec.h is not None:
+            # The common case: the multi idle.  Marked busy under the lock,
+            # the mark cleared without it: nobody waits for a perform (another
+            # thread's call is refused), so there is no one to notify.
+            h = rec.h
+            rec.thread = _get_ident()
+            rec.activity = "perform"
+            rec.depth = 1
+            lock.release()
+            try:
+                code = _multi_perform(h, rec.running)
+            finally:
+                rec.depth = 0
+                rec.thread = rec.activity = None
+            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+                lock.acquire()
+                try:
+                    rec.settle(code, _perform_again(rec))
+                finally:
+                    lock.release()
+            return 0, rec.running[0]
+        lock.release()
+        code = rec.long_call("perform", _multi_perform, rec.running)
         try:
             if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                rec.settle(code, lambda h: lib.curl_multi_perform(h, rec.running))
+                rec.settle(code, _perform_again(rec))
             return 0, rec.running[0]
         finally:
-            rec.lock.release()
+            lock.release()
 
     def socket_action(self, sockfd, ev_bitmask):
         """``curl_multi_socket_action`` -> ``(0, running)``."""
         rec = self._rec
+        lock = rec.lock
+        lock.acquire()
+        if rec.thread is None and not rec.waiters and rec.h is not None:
+            # As in perform(): the common case written out.
+            h = rec.h
+            rec.thread = _get_ident()
+            rec.activity = "socket_action"
+            rec.depth = 1
+            lock.release()
+            try:
+                code = _socket_action(h, sockfd, ev_bitmask, rec.running)
+            except OverflowError:
+                raise ValueError("socket_action(): sockfd and ev_bitmask must fit in a C int") from None
+            finally:
+                rec.depth = 0
+                rec.thread = rec.activity = None
+            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+                lock.acquire()
+                try:
+                    rec.settle(code, _timeout_again(rec))
+                finally:
+                    lock.release()
+            return 0, rec.running[0]
+        lock.release()
         try:
-            code = rec.long_call("socket_action", lib.curl_multi_socket_action, sockfd, ev_bitmask,
-                                 rec.running)
+            code = rec.long_call("socket_action", _socket_action, sockfd, ev_bitmask, rec.running)
         except OverflowError:
             raise ValueError("socket_action(): sockfd and ev_bitmask must fit in a C int") from None
         try:
             if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                rec.settle(code, lambda h: lib.curl_multi_socket_action(
-                    h, _SOCKET_TIMEOUT, 0, rec.running))
+                rec.settle(code, _timeout_again(rec))
             return 0, rec.running[0]
         finally:
-            rec.lock.release()
+            lock.release()
 
     def socket_all(self):
         """``curl_multi_socket_all`` -> ``(0, running)``."""
