@@ -190,9 +190,9 @@ class _MultiRecord(object):
                 # otherwise take it again before them, for ever.
                 while self.thread is None and self.waiters:
                     self.cond.wait()
-                self.open_handle(activity)
                 if self.thread is not None:
                     self.enter(activity)  # raises, waits a wait out, or it is a callback
+                self.open_handle(activity)  # after any wait: closed meanwhile?
             except BaseException:
                 lock.release()
                 raise
@@ -438,10 +438,9 @@ class CurlMulti(Owned):
         lock = rec.lock
         lock.acquire()
         try:
-            h = rec.open_handle(method)
             if rec.thread is not None:
                 rec.enter(method)
-            return lock, h
+            return lock, rec.open_handle(method)  # after any wait: closed meanwhile?
         except BaseException:
             lock.release()
             raise
@@ -456,8 +455,8 @@ class CurlMulti(Owned):
         try:
             h = rec.h
             if rec.thread is not None or h is None:
-                rec.open_handle("add_handle")
                 rec.enter("add_handle")
+                h = rec.open_handle("add_handle")  # after any wait: closed meanwhile?
             if type(curl) is not Curl and not isinstance(curl, Curl):
                 raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
             erec = curl._rec
@@ -518,8 +517,8 @@ class CurlMulti(Owned):
         try:
             h = rec.h
             if rec.thread is not None or h is None:
-                rec.open_handle("remove_handle")
                 rec.enter("remove_handle")
+                h = rec.open_handle("remove_handle")  # after any wait: closed meanwhile?
             if type(curl) is not Curl and not isinstance(curl, Curl):
                 raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
             erec = curl._rec
@@ -651,8 +650,13 @@ class CurlMulti(Owned):
         elif max_objects <= 0:
             raise misuse("argument to info_read must be greater than zero")
         rec = self._rec
-        lock, h = self._locked("info_read")
+        lock = rec.lock
+        lock.acquire()
         try:
+            h = rec.h
+            if rec.thread is not None or h is None:  # _locked() written out: a hot path
+                rec.enter("info_read")
+                h = rec.open_handle("info_read")  # after any wait: closed meanwhile?
             drain = rec.drain
             if drain is None:
                 drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),

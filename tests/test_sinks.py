@@ -191,3 +191,71 @@ def test_sinks_in_a_multi(big_body_server):
     m.close()
     for c in done:
         c.close()
+
+
+def test_a_view_given_back_while_the_buffer_holds_a_body_becomes_the_spare(big_body_server):
+    """The block of a dropped view comes back while the buffer already
+    holds the next body: it is kept as the spare, and the body after the
+    next take() is received into it (the path an AddressSanitizer run with
+    a planted use-after-free showed no other test reached)."""
+    import gc
+    sink = Buffer()
+    c = Curl()
+    c.setopt(c.WRITEDATA, sink)
+    c.setopt(c.URL, big_body_server(200000))
+    c.perform()
+    first = sink.take()
+    c.perform()                          # into a new block
+    del first                            # given back: the buffer has data, so it is the spare
+    gc.collect()
+    second = sink.take()                 # the buffer moves onto the spare
+    c.perform()                          # received into the spare
+    assert second == pattern(0, 200000)
+    assert sink.getvalue() == pattern(0, 200000)
+    third = sink.take()
+    del second
+    gc.collect()
+    assert third == pattern(0, 200000)
+    c.close()
+
+
+def test_a_buffer_read_from_another_thread_during_a_transfer(big_body_server):
+    """getvalue(), take() and len() from a second thread while libcurl
+    writes into the buffer: the C mutex keeps every piece the next run of
+    the body (nothing torn, nothing from freed memory), and together the
+    pieces are the whole body."""
+    import threading
+    size = 8 << 20
+    sink = Buffer()
+    c = Curl()
+    c.setopt(c.WRITEDATA, sink)
+    c.setopt(c.URL, big_body_server(size))
+    done = threading.Event()
+    pieces = []
+
+    def reader():
+        n = 0
+        while not done.is_set():
+            n += 1
+            if n % 3 == 0:
+                pieces.append(("take", bytes(sink.take())))
+            elif n % 3 == 1:
+                pieces.append(("copy", sink.getvalue()))
+            else:
+                len(sink)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        c.perform()
+    finally:
+        done.set()
+        t.join(30)
+    pieces.append(("take", sink.getvalue()))
+    offset = 0
+    for kind, data in pieces:
+        assert data == pattern(offset, len(data)), (kind, offset, len(data))
+        if kind == "take":
+            offset += len(data)
+    assert offset == size
+    c.close()
