@@ -97,9 +97,7 @@ def _onerror_for(owner_at):
             UNCLAIMED.setdefault(get_ident(), exc)
             return None
         record.callback_failed(exc)
-        if getattr(record, "adding", False):
-            return 0  # the timer callback inside add_handle: see cm_timer_cb
-        return None  # cffi returns the trampoline's abort value
+        return None  # cffi returns the trampoline's abort value (0 for the multi callbacks)
     return onerror
 
 
@@ -309,11 +307,14 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 # They run once or twice per transfer, so they too are written out flat.
 # Their userdata is the CurlMulti's record (see _multi._MultiRecord).
 #
-# The socket callback never hands -1 to libcurl: after a socket callback
-# returned -1, libcurl 7.88's multi handle is corrupt (its running count goes
-# negative, and a later socket_action() with two transfers crashes).  An
-# exception, or a -1 result, is stored instead, and the call that ran the
-# callback raises it; the transfers go on, for the caller to remove or close.
+# Neither hands -1 to libcurl.  After a socket callback returned -1,
+# libcurl 7.88's multi handle is corrupt (its running count goes negative,
+# and a later socket_action() with two transfers crashes); after a timer
+# callback returned -1 inside curl_multi_perform, with a handle removed in
+# the same call, curl_multi_perform crashed (both found by the property
+# tests).  An exception, or a -1 result, is stored instead, and the call
+# that ran the callback raises it; the transfers go on, for the caller to
+# remove or close.
 @ffi.def_extern(error=0, onerror=_onerror_for(3))
 def cm_socket_cb(_easy, fd, what, userdata, socketp):
     rec = _from_handle(userdata)
@@ -326,33 +327,29 @@ def cm_socket_cb(_easy, fd, what, userdata, socketp):
             if what == _POLL_REMOVE and rec.assigned:
                 rec.assigned.pop(fd, None)  # libcurl forgets the socket's object now
         if result == -1:
-            raise SocketCallbackAbort("the socket callback returned -1 for socket %d" % fd)
+            raise MultiCallbackAbort("the socket callback returned -1 for socket %d" % fd)
     except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
     return 0
 
 
-class SocketCallbackAbort(Exception):
-    """A socket callback returned -1: raised as the cause of the call's error."""
-
-
-@ffi.def_extern(error=-1, onerror=_onerror_for(2))
+@ffi.def_extern(error=0, onerror=_onerror_for(2))
 def cm_timer_cb(_m, timeout_ms, userdata):
     rec = _from_handle(userdata)
     try:
         if _PYPY:
             _signal_point()
-        if rec.adding:
-            # libcurl 7.88 leaves a handle half-added (and its multi corrupt)
-            # when the timer callback fails inside curl_multi_add_handle, so
-            # there it never fails: add_handle() undoes the add and raises.
-            try:
-                if rec.timer_cb(timeout_ms) == -1:
-                    rec.add_refused = True
-            except BaseException as exc:
-                rec.callback_failed(exc)
-            return 0
-        return -1 if rec.timer_cb(timeout_ms) == -1 else 0
-    except BaseException as exc:
+        if rec.timer_cb(timeout_ms) == -1:
+            if rec.adding:
+                # add_handle() undoes the add and raises (libcurl 7.88 leaves
+                # a half-added handle when the timer fails inside it).
+                rec.add_refused = True
+            else:
+                raise MultiCallbackAbort("the timer callback returned -1")
+    except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
-        return 0 if rec.adding else -1
+    return 0
+
+
+class MultiCallbackAbort(Exception):
+    """A socket or timer callback returned -1: the cause of the call's error."""
