@@ -451,7 +451,8 @@ def main(argv=None):
             DRIVERS[name](n, args.concurrency, server.urls, ledger, monitor, args.recycle, args.timeout)
             secs = time.perf_counter() - t0
             problems, counts = ledger.verdict()
-            flat_problems, flat = monitor.verdict(fds_before, args.concurrency, args.fd_margin, int(args.rss_margin * 1024))
+            flat_problems, flat = monitor.verdict(fds_before, args.concurrency, args.fd_margin,
+                                                  int(args.rss_margin * 1024))
             problems += flat_problems
             rate = n / secs
             print("  %s: %d requests in %.1f s, %.0f req/s; outcomes %s"

@@ -211,7 +211,8 @@ class _Slist(object):
 
     def __init__(self, items, option):
         if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
-            raise TypeError("%s takes a list or tuple of str/bytes, not %s" % (option_name(option), type(items).__name__))
+            raise TypeError("%s takes a list or tuple of str/bytes, not %s"
+                            % (option_name(option), type(items).__name__))
         ptr = ffi.NULL
         try:
             for item in items:

@@ -5,7 +5,6 @@ than its owner."""
 import os
 import socket
 import stat
-import sys
 import textwrap
 
 import pytest
