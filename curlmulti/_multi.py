@@ -40,10 +40,10 @@ Ownership (see ``_owner.py`` for the rules every class follows)
 Errors
 ------
 libcurl return codes raise ``error(code, message)``.  An exception raised in
-``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` is stored on the record (the
-trampoline returns -1, so libcurl aborts the call and, as it documents, fails
-the transfers in progress) and raised from the call that ran the callback as
-``__cause__`` of ``error``.  Exceptions in an easy handle's callbacks fail
+``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` (or a -1 it returns) is stored on
+the record and raised from the call that ran the callback as ``__cause__`` of
+``error``; libcurl is told 0, since libcurl 7.88 does not survive a -1 from
+there (see _callbacks.py), so the transfers go on.  Exceptions in an easy handle's callbacks fail
 that transfer only: ``info_read()`` reports it, with the exception on
 ``curl.callback_error``; KeyboardInterrupt and SystemExit are also raised
 from the multi call."""
