@@ -63,7 +63,9 @@ class _ShareRecord(object):
 
     def __init__(self, s):
         self.s = s  # the cm_share cdata (ffi.gc), None once closed
-        self.lock = threading.Lock()
+        # Reentrant: a record freed by the collector while this thread holds
+        # the lock (an allocation inside join() can run it) leaves the share.
+        self.lock = threading.RLock()
         self.users = weakref.WeakSet()  # the records of the Curls attached
         self.closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
 
