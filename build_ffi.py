@@ -28,6 +28,7 @@ link flags, whichever way libcurl was found (scripts/asan.sh builds with
 -fsanitize=address through them).
 """
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -117,6 +118,16 @@ def present_constants(cnames, cflags):
     return [n for i, n in enumerate(cnames, 1) if i not in bad]
 
 
+def limited_api_macros():
+    """Py_LIMITED_API pinned to Python 3.9 where the module is built for the
+    stable ABI (setup.py tags those wheels cp39-abi3; same test there).
+    Without it cffi would still define Py_LIMITED_API, unversioned."""
+    if (platform.python_implementation() == "CPython" and not hasattr(sys, "gettotalrefcount")
+            and not sysconfig.get_config_var("Py_GIL_DISABLED")):
+        return [("Py_LIMITED_API", "0x03090000")]
+    return []
+
+
 def make_ffibuilder():
     cflags, libs = libcurl_flags()
     cdef = "\n".join(_read(name) for name in FRAGMENTS)
@@ -130,6 +141,7 @@ def make_ffibuilder():
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
         + _read("shims.c") + _read("sinks.c"),
+        define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),
         extra_link_args=libs + shlex.split(os.environ.get("CURLMULTI_EXTRA_LDFLAGS", "")),

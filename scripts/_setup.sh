@@ -14,6 +14,10 @@
 #                                build), and installs the wheel; the sdist is
 #                                left unpacked in .venv/NAME/.sdist/src (see
 #                                CURLMULTI_TESTS_FROM_SDIST in scripts/test.sh).
+#                                CURLMULTI_INSTALL=wheel:DIR: install instead
+#                                the binary wheel in DIR made for NAME
+#                                (scripts/wheels.sh's wheelhouse); the sdist
+#                                is still built, for its tests.
 #   cm_python NAME               the interpreter a venv is made from
 #                                (CURLMULTI_CPYTHON / CURLMULTI_PYPY override).
 
@@ -132,11 +136,32 @@ cm_venv() {
         cm_say "$name: pip install build (first run)"
         _cm_pip "$venv" install -q build || cm_die "$name: pip install build failed"
     fi
-    cm_say "$name: building the sdist, then a wheel from it"
-    if ! "$venv/bin/python" -m build --outdir "$dist" "$CM_ROOT" >"$dist/build.log" 2>&1; then
+    # --- binary wheels (scripts/wheels.sh): CURLMULTI_INSTALL=wheel:DIR ---
+    local build_what=() wheel_dir=""
+    case "${CURLMULTI_INSTALL:-}" in
+        "") ;;
+        wheel:*)
+            wheel_dir=${CURLMULTI_INSTALL#wheel:}
+            build_what=(--sdist) ;;
+        *) cm_die "CURLMULTI_INSTALL must be empty or wheel:DIRECTORY" ;;
+    esac
+    # --- end binary wheels ---
+    cm_say "$name: building the sdist$([ -z "$wheel_dir" ] && echo ", then a wheel from it")"
+    if ! "$venv/bin/python" -m build "${build_what[@]}" --outdir "$dist" "$CM_ROOT" >"$dist/build.log" 2>&1; then
         tail -n 40 "$dist/build.log" >&2
         cm_die "$name: building curlmulti from its sdist failed (log: $dist/build.log)"
     fi
+    # --- binary wheels: the wheel for this interpreter from DIR ---
+    if [ -n "$wheel_dir" ]; then
+        local pattern='curlmulti-*-cp3*-abi3-*.whl'
+        [ "$name" = pypy ] && pattern='curlmulti-*-pp3*.whl'
+        # shellcheck disable=SC2206
+        local found=($wheel_dir/$pattern)
+        [ -f "${found[0]}" ] || cm_die "$name: no $pattern in $wheel_dir"
+        cp "${found[0]}" "$dist/"
+        cm_say "$name: installing $(basename "${found[0]}") (CURLMULTI_INSTALL), not a build of the tree"
+    fi
+    # --- end binary wheels ---
     local wheels=("$dist"/curlmulti-*.whl) sdists=("$dist"/curlmulti-*.tar.gz)
     if [ ! -f "${wheels[0]}" ] || [ ! -f "${sdists[0]}" ]; then
         cm_die "$name: python -m build made no sdist or no wheel (log: $dist/build.log)"
