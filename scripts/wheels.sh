@@ -56,7 +56,7 @@ read -r -a WHEEL_PYTHONS <<<"${CURLMULTI_WHEEL_PYTHONS:-cpython pypy}"
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 CA_PATH=/etc/ssl/certs
 
-stage_time() { cm_say "$1 took $(($SECONDS - $2))s"; }
+stage_time() { cm_say "$1 took $((SECONDS - $2))s"; }
 
 # ---------------------------------------------------------------- deps
 APT_BUILD=(gcc make pkg-config ca-certificates libssl-dev libnghttp2-dev libbrotli-dev libzstd-dev
@@ -154,14 +154,15 @@ stage_libcurl() {
         && make install-binSCRIPTS install-pkgconfigDATA >>make.log 2>&1) \
         || { tail -n 30 "$build/make.log" >&2; cm_die "building libcurl failed"; }
     # Every feature the wheels promise, or stop here.
-    local features
+    local features flat
     features=$("$PREFIX/bin/curl-config" --features)
+    flat=$(tr '\n' ' ' <<<"$features")
     for f in HTTP2 SSL brotli zstd libz; do
-        grep -qx "$f" <<<"$features" || cm_die "libcurl was built without $f (features: $(echo $features))"
+        grep -qx "$f" <<<"$features" || cm_die "libcurl was built without $f (features: $flat)"
     done
     "$PREFIX/bin/curl-config" --protocols | grep -qx WSS || cm_die "libcurl was built without WebSockets"
     echo "$CURL_VERSION ${flags[*]}" >"$stamp"
-    cm_say "libcurl: $("$PREFIX/bin/curl-config" --version) in $PREFIX; features: $(echo $features)"
+    cm_say "libcurl: $("$PREFIX/bin/curl-config" --version) in $PREFIX; features: $flat"
     stage_time libcurl $t0
 }
 
@@ -218,7 +219,9 @@ stage_wheels() {
         esac
     done
     cm_say "wheels in $house:"
-    ls -l "$house" | sed 's/^/    /'
+    for whl in "$house"/*.whl; do
+        printf '    %s (%s bytes)\n' "$(basename "$whl")" "$(stat -c %s "$whl")"
+    done
     stage_time wheels $t0
 }
 
@@ -239,10 +242,11 @@ stage_test() {
     local wheels=("$house"/curlmulti-*.whl)
     [ -f "${wheels[0]}" ] || cm_die "no wheel in $house: run the wheels stage first"
     # A wheel carries compiled code only: no C source, header or build script.
+    local sources
     for whl in "${wheels[@]}"; do
-        if unzip -Z1 "$whl" | grep -E '\.(c|h)$|build_ffi\.py$'; then
-            cm_die "$(basename "$whl") carries sources (above)"
-        fi
+        sources=$("$(cm_python cpython)" -c 'import re, sys, zipfile
+print(" ".join(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if re.search(r"\.(c|h)$|build_ffi\.py$", n)))' "$whl")
+        [ -z "$sources" ] || cm_die "$(basename "$whl") carries sources: $sources"
     done
     # A certificate for nginx on 127.0.0.1 (self-signed: it is its own CA).
     mkdir -p "$certs"

@@ -20,7 +20,7 @@ HTTP/2 on one port, cleartext HTTP/2 on another):
     connection: libcurl reports one connect and one connection id, and
     nginx's access log shows the 100 requests on one connection;
   - 20 cleartext HTTP/2 (prior knowledge) transfers multiplexed on one
-    connection (libcurl 7.88 fails these with error 16).
+    connection.
 
 Not collected by pytest (its name does not start with test_); it needs
 nginx and openssl, which scripts/wheels.sh provides.
