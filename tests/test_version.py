@@ -68,6 +68,11 @@ def test_stale_compiled_module_stops_the_import(tmp_path):
     pkg = os.path.dirname(os.path.abspath(curlmulti.__file__))
     copy = tmp_path / "curlmulti"
     shutil.copytree(pkg, str(copy), ignore=shutil.ignore_patterns("__pycache__"))
+    # A binary wheel's libraries sit beside the package (its extension finds
+    # them through $ORIGIN/../curlmulti.libs): they come along.
+    libs = os.path.join(os.path.dirname(pkg), "curlmulti.libs")
+    if os.path.isdir(libs):
+        shutil.copytree(libs, str(tmp_path / "curlmulti.libs"))
     (copy / "_version.py").write_text('__version__ = "0.0.0.dev0"\n')
     proc = subprocess.run([sys.executable, "-c", "import curlmulti"], cwd=str(tmp_path),
                           env=dict(os.environ, PYTHONPATH=str(tmp_path)),
