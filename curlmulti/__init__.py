@@ -1,6 +1,8 @@
 """curlmulti: libcurl's easy and multi interfaces for CPython and PyPy,
 pycurl-compatible (``import curlmulti as pycurl``)."""
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__  # noqa: F401  (the one place it is written)
 from . import _buildcheck  # noqa: F401  (first: a stale compiled _curl fails here, saying so)
 from ._constants import CONSTANTS as _CONSTANTS
@@ -18,9 +20,13 @@ from ._globals import (COMPILE_PY_VERSION_HEX, COMPILE_SSL_LIB, global_cleanup, 
 
 globals().update(_CONSTANTS)
 
+if TYPE_CHECKING:  # the constants as `int`, for type checkers (generated: tools/gen_stubs.py)
+    from ._constdecl import *  # noqa: F403
+
 __all__ = [
     "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
     "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB",
-] + sorted(_CONSTANTS)
+]
+__all__ += sorted(_CONSTANTS)  # apart, so that type checkers read the list above

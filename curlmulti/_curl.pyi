@@ -1,8 +1,37 @@
-# Stub for the compiled cffi module built by build_ffi.py.  `lib` carries the
-# libcurl functions declared in curlmulti/_decl/*.h, the shims of shims.h and
-# one integer attribute per constant of _constnames.py that the installed
-# libcurl defines; its exact attributes depend on that libcurl.
-from typing import Any
+# Stub for curlmulti._curl, the cffi module that build_ffi.py compiles.
+#
+# Honest and small: `ffi` is typed for the cffi calls curlmulti makes;
+# `lib` carries the libcurl functions declared in curlmulti/_decl/*.h, the
+# shims of shims.h and one int per constant of _constnames.py that the
+# installed libcurl defines.  Its exact attributes depend on that libcurl, so
+# they are Any here, except the version stamp _buildcheck.py reads.
+from typing import Any, Callable, Optional, TypeVar, Union
 
-ffi: Any
-lib: Any
+# A cdata (pointer, array, struct): cffi's FFI.CData.  Its operations
+# (indexing, attributes of a struct, comparison with NULL) are untyped.
+_CData = Any
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+class _FFI:
+    NULL: _CData
+    errno: int
+    def new(self, cdecl: str, init: Any = ...) -> _CData: ...
+    def cast(self, cdecl: str, value: Any) -> _CData: ...
+    def string(self, cdata: _CData, maxlen: int = ...) -> bytes: ...
+    def unpack(self, cdata: _CData, length: int) -> bytes: ...
+    def buffer(self, cdata: _CData, size: int = ...) -> Any: ...
+    def from_buffer(self, python_buffer: Any, require_writable: bool = ...) -> _CData: ...
+    def memmove(self, dest: Any, src: Any, n: int) -> None: ...
+    def new_handle(self, obj: object) -> _CData: ...
+    def from_handle(self, handle: _CData) -> Any: ...
+    def gc(self, cdata: _CData, destructor: Optional[Callable[[_CData], object]], size: int = ...) -> _CData: ...
+    def sizeof(self, cdecl: Union[str, _CData]) -> int: ...
+    def def_extern(self, name: str = ..., error: Any = ...,
+                   onerror: Optional[Callable[..., Any]] = ...) -> Callable[[_F], _F]: ...
+
+class _Lib:
+    CM_BUILD_VERSION: _CData  # const char[]: the package version it was built for
+    def __getattr__(self, name: str) -> Any: ...
+
+ffi: _FFI
+lib: _Lib

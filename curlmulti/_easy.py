@@ -4,6 +4,7 @@ import errno
 import io
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
 from ._constants import CONSTANTS, option_name
@@ -13,6 +14,9 @@ from ._share import CurlShare
 from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error, misuse,
                       raise_from_callback)
 from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, PERFORMING, Owned, acquire, get_ident
+
+if TYPE_CHECKING:
+    from ._multi import CurlMulti
 
 _LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
 _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
@@ -509,7 +513,7 @@ class Curl(Owned):
 
     _ud = None  # the ffi.new_handle libcurl's callback data points at
 
-    def __init__(self):
+    def __init__(self) -> None:
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         h = lib.curl_easy_init()
@@ -529,16 +533,16 @@ class Curl(Owned):
             raise
 
     @property
-    def callback_error(self):
+    def callback_error(self) -> Optional[BaseException]:
         """The exception a callback raised during the last transfer, or None."""
         return self._rec.callback_error
 
     @callback_error.setter
-    def callback_error(self, value):
+    def callback_error(self, value: Optional[BaseException]) -> None:
         self._rec.callback_error = value
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         rec = self._rec
         return rec is None or rec.h is None or rec.state is CLOSING
 
@@ -561,7 +565,7 @@ class Curl(Owned):
 
     # -- options ------------------------------------------------------------
 
-    def setopt(self, option, value, *, use_memoryview=False):
+    def setopt(self, option: int, value: Any, *, use_memoryview: bool = False) -> None:
         """Set an option (``curl_easy_setopt``); pycurl's value rules.  With
         ``use_memoryview=True`` (WRITEFUNCTION and HEADERFUNCTION only), the
         callback receives a read-only memoryview of libcurl's buffer instead
@@ -649,7 +653,7 @@ class Curl(Owned):
         else:
             raise TypeError("%s is not supported by curlmulti.Curl.setopt" % option_name(option))
 
-    def setopt_string(self, option, value):
+    def setopt_string(self, option: int, value: str) -> None:
         """Set a string option (libcurl copies it) without the per-option
         rules of setopt(); only options libcurl lists as strings."""
         lock, h = self._enter("setopt_string")
@@ -660,7 +664,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def unsetopt(self, option):
+    def unsetopt(self, option: int) -> None:
         """Reset an option to libcurl's default (NULL for pointers)."""
         lock, h = self._enter("unsetopt")
         try:
@@ -703,7 +707,7 @@ class Curl(Owned):
 
     # -- transfer -----------------------------------------------------------
 
-    def perform(self):
+    def perform(self) -> None:
         """Run the transfer (``curl_easy_perform``); raises ``error`` on failure."""
         rec = self._rec
         if rec is None:  # never initialised: _enter raises
@@ -733,7 +737,7 @@ class Curl(Owned):
         if code or exc is not None:
             raise_from_callback(rec.transfer_error(code), exc)
 
-    def perform_rb(self):
+    def perform_rb(self) -> bytes:
         """Perform and return the body as bytes; the write callback or sink
         set before is restored afterwards."""
         buf = io.BytesIO()
@@ -757,11 +761,11 @@ class Curl(Owned):
                     self.setopt(_WRITEFUNCTION, previous)
         return buf.getvalue()
 
-    def perform_rs(self):
+    def perform_rs(self) -> str:
         """Perform and return the body as str (UTF-8)."""
         return self.perform_rb().decode("utf-8", "replace")
 
-    def pause(self, bitmask):
+    def pause(self, bitmask: int) -> None:
         """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL, PAUSE_CONT.
         Only from the thread that runs the transfer (or its callbacks):
         unpausing delivers buffered data through the write callback, in the
@@ -789,17 +793,17 @@ class Curl(Owned):
                 lock.release()
         check_easy(code)
 
-    def unpause(self):
+    def unpause(self) -> None:
         """Same as ``pause(PAUSE_CONT)``."""
         self.pause(lib.CURLPAUSE_CONT)
 
     # -- information ----------------------------------------------------------
 
-    def getinfo_raw(self, info):
+    def getinfo_raw(self, info: int) -> Any:
         """``curl_easy_getinfo``; strings as bytes."""
         return self._getinfo(info, True, "getinfo_raw")
 
-    def getinfo(self, info):
+    def getinfo(self, info: int) -> Any:
         """``curl_easy_getinfo``; strings as str."""
         if type(info) is int and info & _INFO_TYPEMASK == _INFO_LONG:
             rec = self._rec
@@ -833,11 +837,11 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def errstr(self):
+    def errstr(self) -> str:
         """The message libcurl left in the error buffer by the last transfer."""
         return self.errstr_raw().decode("utf-8", "surrogateescape")
 
-    def errstr_raw(self):
+    def errstr_raw(self) -> bytes:
         lock, _ = self._enter("errstr", mutating=False)
         try:
             return ffi.string(self._rec.errbuf)
@@ -846,7 +850,7 @@ class Curl(Owned):
 
     # -- CONNECT_ONLY ---------------------------------------------------------
 
-    def recv(self, buffersize):
+    def recv(self, buffersize: int) -> bytes:
         """``curl_easy_recv`` on a CONNECT_ONLY connection: up to buffersize
         bytes (b"" once the peer has closed).  BlockingIOError when no data
         is there yet."""
@@ -863,7 +867,7 @@ class Curl(Owned):
             lock.release()
         return ffi.unpack(buf, n[0])
 
-    def recv_into(self, buffer, nbytes=0):
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         """``curl_easy_recv`` into a writable buffer; returns the count."""
         try:
             view = ffi.from_buffer(buffer, require_writable=True)
@@ -882,7 +886,7 @@ class Curl(Owned):
             lock.release()
         return n[0]
 
-    def send(self, data):
+    def send(self, data: Any) -> int:
         """``curl_easy_send`` on a CONNECT_ONLY connection: returns how many
         bytes were sent.  BlockingIOError when none could be."""
         if isinstance(data, str):
@@ -904,7 +908,7 @@ class Curl(Owned):
 
     # -- pycurl extras ----------------------------------------------------------
 
-    def multi(self):
+    def multi(self) -> "Optional[CurlMulti]":
         """The CurlMulti this handle is attached to, or None."""
         lock, _ = self._enter("multi", mutating=False)
         try:
@@ -913,7 +917,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def share(self):
+    def share(self) -> Optional[CurlShare]:
         """The CurlShare this handle uses (SHARE), or None."""
         lock, _ = self._enter("share", mutating=False)
         try:
@@ -921,7 +925,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def set_ca_certs(self, certs):
+    def set_ca_certs(self, certs: Any) -> None:
         """Trust the PEM certificates in ``certs`` (str or bytes) for the
         next connections, through CAINFO_BLOB: unlike pycurl, they replace
         the default CA bundle rather than adding to it."""
@@ -929,7 +933,7 @@ class Curl(Owned):
 
     # -- life cycle ---------------------------------------------------------
 
-    def reset(self):
+    def reset(self) -> None:
         """``curl_easy_reset``: every option back to its default.  Refused
         while the handle is attached to a CurlMulti: libcurl's reset frees
         the state of a transfer in flight (remove_handle() first).  The
@@ -946,7 +950,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def duphandle(self):
+    def duphandle(self) -> "Curl":
         """A copy with the same options (``curl_easy_duphandle``); the copy owns
         its callbacks and shares the buffers libcurl points at.  It has no
         SHARE: libcurl's duphandle does not copy it."""
@@ -978,7 +982,7 @@ class Curl(Owned):
             lock.release()
         return dup
 
-    def close(self):
+    def close(self) -> None:
         """Detach from any CurlMulti and free the handle.  Idempotent.
         Refused while perform() runs; from a callback of a CurlMulti's call,
         the handle reads as closed at once and is freed when the call

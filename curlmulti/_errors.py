@@ -1,6 +1,8 @@
 """The one place for errors: the ``error`` class, the checks that turn
 libcurl return codes into it, and the fixed messages for misuse."""
 
+from typing import Any, NoReturn, Optional
+
 from ._curl import ffi, lib
 
 
@@ -10,55 +12,55 @@ class error(Exception):
     callback caused the failure, that exception is ``__cause__``."""
 
 
-def _text(p):
+def _text(p: Any) -> str:
     return ffi.string(p).decode("utf-8", "surrogateescape") if p != ffi.NULL else ""
 
 
-def easy_strerror(code):
+def easy_strerror(code: int) -> str:
     """libcurl's description of a CURLcode (``curl_easy_strerror``)."""
     return _text(lib.curl_easy_strerror(code))
 
 
-def multi_strerror(code):
+def multi_strerror(code: int) -> str:
     """libcurl's description of a CURLMcode (``curl_multi_strerror``)."""
     return _text(lib.curl_multi_strerror(code))
 
 
-def share_strerror(code):
+def share_strerror(code: int) -> str:
     """libcurl's description of a CURLSHcode (``curl_share_strerror``)."""
     return _text(lib.curl_share_strerror(code))
 
 
-def url_strerror(code):
+def url_strerror(code: int) -> str:
     """libcurl's description of a CURLUcode (``curl_url_strerror``)."""
     return _text(lib.curl_url_strerror(code))
 
 
-def easy_error(code, message=None):
+def easy_error(code: int, message: Optional[str] = None) -> error:
     """An ``error`` for a CURLcode, with libcurl's message unless given."""
     return error(code, message or easy_strerror(code))
 
 
-def check_easy(code):
+def check_easy(code: int) -> None:
     if code != 0:
         raise easy_error(code)
 
 
-def check_multi(code):
+def check_multi(code: int) -> None:
     if code != 0:
         raise error(code, multi_strerror(code))
 
 
-def closed_error(what, method):
+def closed_error(what: str, method: str) -> error:
     return error(0, "cannot invoke %s() - the %s is closed" % (method, what))
 
 
-def misuse(message):
+def misuse(message: str) -> error:
     """An ``error`` for a call that libcurl would not even be asked to do."""
     return error(0, message)
 
 
-def raise_from_callback(err, exc):
+def raise_from_callback(err: BaseException, exc: Optional[BaseException]) -> NoReturn:
     """Raise ``err`` caused by ``exc``, the exception a callback stored;
     KeyboardInterrupt and SystemExit travel as themselves."""
     if exc is not None and not isinstance(exc, Exception):
@@ -68,9 +70,9 @@ def raise_from_callback(err, exc):
 
 # Methods of the classes that own a C handle or C memory: a copy or an
 # unpickled clone would be a second owner of the same pointer.
-def no_copy(self, *args):
+def no_copy(self: object, *args: object) -> NoReturn:
     raise TypeError("%s objects do not support copying" % type(self).__name__)
 
 
-def no_pickle(self, *args):
+def no_pickle(self: object, *args: object) -> NoReturn:
     raise TypeError("%s objects do not support serialization" % type(self).__name__)

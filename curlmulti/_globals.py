@@ -1,6 +1,7 @@
 """Module-level functions of pycurl: version information and global init."""
 
 import sys
+from typing import Any, List, Optional, Tuple
 
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
@@ -15,26 +16,37 @@ for _name, _value in CONSTANTS.items():
         _GLOBAL_FLAGS |= _value
 
 
-def _s(p):
+def _s(p: Any) -> Optional[str]:
     return ffi.string(p).decode("ascii", "replace") if p != ffi.NULL else None
 
 
-def version_info():
+def _str(p: Any) -> str:
+    """A string libcurl never leaves NULL."""
+    return ffi.string(p).decode("ascii", "replace")
+
+
+# (age, version, version_num, host, features, ssl_version, ssl_version_num,
+#  libz_version, protocols, ares, ares_num, libidn)
+VersionInfo = Tuple[int, str, int, str, int, Optional[str], int, Optional[str], Tuple[str, ...],
+                    Optional[str], int, Optional[str]]
+
+
+def version_info() -> VersionInfo:
     """``curl_version_info`` as pycurl's 12-tuple: (age, version, version_num,
     host, features, ssl_version, ssl_version_num, libz_version, protocols,
     ares, ares_num, libidn)."""
     d = lib.curl_version_info(lib.CURLVERSION_NOW)
-    protocols = []
+    protocols: List[str] = []
     i = 0
     while d.protocols[i] != ffi.NULL:
-        protocols.append(_s(d.protocols[i]))
+        protocols.append(_str(d.protocols[i]))
         i += 1
-    return (d.age, _s(d.version), d.version_num, _s(d.host), d.features,
+    return (d.age, _str(d.version), d.version_num, _str(d.host), d.features,
             _s(d.ssl_version), d.ssl_version_num, _s(d.libz_version), tuple(protocols),
             _s(d.ares), d.ares_num, _s(d.libidn))
 
 
-def global_init(flags):
+def global_init(flags: int) -> None:
     """``curl_global_init``; libcurl also does this by itself."""
     if not isinstance(flags, int):
         raise TypeError("global_init() takes an int")
@@ -43,7 +55,7 @@ def global_init(flags):
     check_easy(lib.curl_global_init(flags))
 
 
-def global_cleanup():
+def global_cleanup() -> None:
     """``curl_global_cleanup``."""
     lib.curl_global_cleanup()
 
@@ -51,7 +63,7 @@ def global_cleanup():
 version = "curlmulti/%s %s" % (__version__, _s(lib.curl_version()))
 
 
-def _ssl_lib():
+def _ssl_lib() -> str:
     """pycurl's name of the TLS library: "openssl", "gnutls", ... or "none"."""
     name = _s(lib.curl_version_info(lib.CURLVERSION_NOW).ssl_version)
     if not name:

@@ -50,6 +50,7 @@ from the multi call."""
 
 import threading
 import weakref
+from typing import Any, List, Optional, Tuple
 
 from . import _callbacks
 from ._constants import CONSTANTS
@@ -405,7 +406,7 @@ class CurlMulti(Owned):
     is refused with ``error``; one made during ``select()``/``poll()`` wakes
     the wait and runs when it has returned."""
 
-    def __init__(self, close_handles=False):
+    def __init__(self, close_handles: bool = False) -> None:
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         h = lib.curl_multi_init()
@@ -424,10 +425,10 @@ class CurlMulti(Owned):
     # -- state ------------------------------------------------------------------
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._rec.state is not OPEN
 
-    def __contains__(self, curl):
+    def __contains__(self, curl: object) -> bool:
         if not isinstance(curl, Curl):
             raise TypeError("'in <CurlMulti>' requires a Curl, not %s" % type(curl).__name__)
         return curl._rec in self._rec.handles
@@ -447,7 +448,7 @@ class CurlMulti(Owned):
 
     # -- handles ------------------------------------------------------------
 
-    def add_handle(self, curl):
+    def add_handle(self, curl: Curl) -> None:
         """Attach an easy handle; the multi keeps it alive until removed."""
         rec = self._rec
         lock = rec.lock
@@ -508,7 +509,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def remove_handle(self, curl):
+    def remove_handle(self, curl: Curl) -> None:
         """Detach an easy handle (it stays open).  A closed Curl has already
         been detached, so removing it does nothing, as in pycurl."""
         rec = self._rec
@@ -556,7 +557,7 @@ class CurlMulti(Owned):
 
     # -- driving transfers ----------------------------------------------------
 
-    def perform(self):
+    def perform(self) -> Tuple[int, int]:
         """``curl_multi_perform`` -> ``(0, running)``; raises on any error."""
         rec = self._rec
         lock = rec.lock
@@ -591,7 +592,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def socket_action(self, sockfd, ev_bitmask):
+    def socket_action(self, sockfd: int, ev_bitmask: int) -> Tuple[int, int]:
         """``curl_multi_socket_action`` -> ``(0, running)``."""
         rec = self._rec
         lock = rec.lock
@@ -631,7 +632,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def socket_all(self):
+    def socket_all(self) -> Tuple[int, int]:
         """``curl_multi_socket_all`` -> ``(0, running)``."""
         rec = self._rec
         code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
@@ -642,7 +643,8 @@ class CurlMulti(Owned):
         finally:
             rec.lock.release()
 
-    def info_read(self, max_objects=None):
+    def info_read(self, max_objects: Optional[int] = None
+                  ) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]:
         """``curl_multi_info_read`` -> ``(queued, ok_list, err_list)``; the
         error entries are ``(curl, code, message)``."""
         if max_objects is None:
@@ -689,7 +691,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def timeout(self):
+    def timeout(self) -> int:
         """``curl_multi_timeout``: milliseconds to wait, or -1."""
         rec = self._rec
         lock, h = self._locked("timeout")
@@ -700,7 +702,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def fdset(self):
+    def fdset(self) -> Tuple[List[int], List[int], List[int]]:
         """``curl_multi_fdset`` as three lists (read, write, except) for
         ``select.select``.  As with select(2), descriptors >= 1024 cannot be
         reported this way (libcurl leaves them out); use select()/poll()."""
@@ -726,7 +728,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def select(self, timeout=1.0):
+    def select(self, timeout: float = 1.0) -> int:
         """Wait up to ``timeout`` seconds for activity on libcurl's sockets;
         returns the number of ready descriptors, 0 on timeout.  Uses poll(2)
         through ``curl_multi_poll``, so any descriptor number works.  When
@@ -741,11 +743,11 @@ class CurlMulti(Owned):
             check_multi(-n)
         return n
 
-    def wait(self, timeout_ms=1000):
+    def wait(self, timeout_ms: int = 1000) -> int:
         """``curl_multi_wait``: the number of descriptors with activity."""
         return self._poll("wait", lib.curl_multi_wait, timeout_ms)
 
-    def poll(self, timeout_ms=1000):
+    def poll(self, timeout_ms: int = 1000) -> int:
         """``curl_multi_poll``: like wait(), but sleeps even with no sockets and
         can be woken early by wakeup()."""
         return self._poll("poll", lib.curl_multi_poll, timeout_ms)
@@ -762,7 +764,7 @@ class CurlMulti(Owned):
         check_multi(code)
         return out[0]
 
-    def wakeup(self):
+    def wakeup(self) -> None:
         """``curl_multi_wakeup``: end a poll() early; safe from any thread."""
         rec = self._rec
         lock = rec.lock
@@ -775,7 +777,7 @@ class CurlMulti(Owned):
 
     # -- sockets and options --------------------------------------------------
 
-    def assign(self, sockfd, obj):
+    def assign(self, sockfd: int, obj: Any) -> None:
         """``curl_multi_assign``: attach obj to a socket (None clears); the
         object is passed as ``socketp`` to the socket callback from the next
         call on."""
@@ -792,7 +794,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def unassign(self, sockfd):
+    def unassign(self, sockfd: int) -> None:
         """Clear the object assigned to a socket and release it."""
         if not isinstance(sockfd, int):
             raise TypeError("unassign() takes an int socket, not %s" % type(sockfd).__name__)
@@ -805,7 +807,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def setopt(self, option, value):
+    def setopt(self, option: int, value: Any) -> None:
         """``curl_multi_setopt`` for every M_* option."""
         rec = self._rec
         lock, h = self._locked("setopt")
@@ -869,7 +871,7 @@ class CurlMulti(Owned):
 
     # -- life cycle ---------------------------------------------------------
 
-    def close(self):
+    def close(self) -> None:
         """Remove every easy handle (closing them with close_handles=True) and
         free the multi handle.  Idempotent; an error from inside one of its
         callbacks, or while another thread runs perform() on it."""

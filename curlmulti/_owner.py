@@ -33,6 +33,7 @@ cycle, so on CPython that is at once).  Nothing in the library calls
 """
 
 import threading
+from typing import Any, TypeVar
 
 from ._errors import no_copy, no_pickle
 
@@ -45,9 +46,10 @@ CLOSED = "closed"          # the C object is freed
 OPEN = "open"
 
 get_ident = threading.get_ident
+_T = TypeVar("_T", bound="Owned")
 
 
-def acquire(rec):
+def acquire(rec: Any) -> Any:
     """Acquire the lock that guards ``rec`` now and return it.  A Curl's
     record switches between its own lock and its multi's when it is attached
     or detached, so after waiting the lock may no longer be the right one."""
@@ -64,16 +66,16 @@ class Owned(object):
     ``__init__`` does nothing (as in pycurl), copies and pickles are refused
     (they would be a second owner of the same pointer)."""
 
-    _rec = None  # the owner record, set by the first __init__
+    _rec: Any = None  # the owner record, set by the first __init__
 
     __copy__ = __deepcopy__ = no_copy
     __reduce__ = __reduce_ex__ = __getstate__ = no_pickle
 
-    def __enter__(self):
+    def __enter__(self: _T) -> _T:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def close(self):  # pragma: no cover - every subclass defines it
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
         raise NotImplementedError

@@ -35,12 +35,13 @@ How it runs on the driver (pure Python, no ``lib``/``ffi``):
 """
 
 import collections
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ._constants import CONSTANTS
 from ._easy import Curl
 from ._errors import error
 from ._sinks import _Sink
-from ._stream import HeadParser
+from ._stream import HeadParser, ResponseHead
 
 _PAUSE_ALL = CONSTANTS["PAUSE_ALL"]
 _PAUSE_CONT = CONSTANTS["PAUSE_CONT"]
@@ -64,11 +65,11 @@ class ConfigHandle(object):
 
     __slots__ = ("_curl", "_state")
 
-    def __init__(self, curl, state):
+    def __init__(self, curl: Curl, state: Any) -> None:
         self._curl = curl
         self._state = state
 
-    def setopt(self, option, value):
+    def setopt(self, option: int, value: Any) -> None:
         """``Curl.setopt``; Python data callbacks are observed by the driver."""
         if option in _FILE_OPTIONS and not isinstance(value, _Sink):
             func_option, method = _FILE_OPTIONS[option]
@@ -79,10 +80,10 @@ class ConfigHandle(object):
             value = self._state.wrap(value)
         self._curl.setopt(option, value)
 
-    def setopt_string(self, option, value):
+    def setopt_string(self, option: int, value: str) -> None:
         self._curl.setopt_string(option, value)
 
-    def unsetopt(self, option):
+    def unsetopt(self, option: int) -> None:
         self._curl.unsetopt(option)
 
 
@@ -92,7 +93,7 @@ class InfoHandle(object):
 
     __slots__ = ("_curl",)
 
-    def __init__(self, curl):
+    def __init__(self, curl: Optional[Curl]) -> None:
         self._curl = curl
 
     def _handle(self):
@@ -101,10 +102,10 @@ class InfoHandle(object):
             raise RuntimeError("the InfoHandle is only valid during completed()")
         return curl
 
-    def getinfo(self, info):
+    def getinfo(self, info: int) -> Any:
         return self._handle().getinfo(info)
 
-    def getinfo_raw(self, info):
+    def getinfo_raw(self, info: int) -> Any:
         return self._handle().getinfo_raw(info)
 
 
@@ -271,7 +272,7 @@ class HTTPResult(object):
 
     __slots__ = ("status", "head", "url", "body_size", "total_time")
 
-    def __init__(self, status, head, url, body_size, total_time):
+    def __init__(self, status: int, head: ResponseHead, url: str, body_size: int, total_time: float) -> None:
         self.status = status
         self.head = head
         self.url = url
@@ -299,7 +300,9 @@ class HTTPRequest(object):
     ``method``, ``headers`` (a dict or a list of pairs), ``body`` (bytes) and
     ``options`` (a dict of extra ``setopt`` options) shape the request."""
 
-    def __init__(self, url, method="GET", headers=None, body=None, options=None):
+    def __init__(self, url: str, method: str = "GET",
+                 headers: Union[Mapping[str, str], Sequence[Tuple[str, str]], None] = None,
+                 body: Optional[bytes] = None, options: Optional[Mapping[int, Any]] = None) -> None:
         self.url = url
         self.method = method.upper()
         self.headers = headers
@@ -311,7 +314,7 @@ class HTTPRequest(object):
         self._chunks = collections.deque()
         self._body_size = 0
 
-    def configure_handle(self, handle):
+    def configure_handle(self, handle: ConfigHandle) -> None:
         handle.setopt(CONSTANTS["URL"], self.url)
         method = self.method
         if method == "HEAD":
@@ -347,10 +350,10 @@ class HTTPRequest(object):
         self._chunks.append(data)
         self._body_size += len(data)
 
-    def has_update(self):
+    def has_update(self) -> bool:
         return self._head_pending or bool(self._chunks)
 
-    def get_update(self):
+    def get_update(self) -> Union[ResponseHead, bytes, None]:
         if self._head_pending:
             self._head_pending = False
             return self._head
@@ -361,7 +364,7 @@ class HTTPRequest(object):
         chunks.clear()
         return data
 
-    def completed(self, info):
+    def completed(self, info: InfoHandle) -> HTTPResult:
         head = self._head if self._head is not None else self._parser.settle()
         return HTTPResult(info.getinfo(CONSTANTS["RESPONSE_CODE"]), head,
                           info.getinfo(CONSTANTS["EFFECTIVE_URL"]), self._body_size,

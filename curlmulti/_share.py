@@ -38,6 +38,7 @@ types raise TypeError; any method but ``close()`` on a closed share raises
 
 import threading
 import weakref
+from typing import Any, Set, Tuple
 
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
@@ -51,7 +52,7 @@ _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 _CLOSED = "CurlShare object"
 
 
-def check_share(code):
+def check_share(code: int) -> None:
     if code != 0:
         raise error(code, share_strerror(code))
 
@@ -61,19 +62,19 @@ class _ShareRecord(object):
 
     __slots__ = ("s", "lock", "users", "closers", "__weakref__")
 
-    def __init__(self, s):
+    def __init__(self, s: Any) -> None:
         self.s = s  # the cm_share cdata (ffi.gc), None once closed
         # Reentrant: a record freed by the collector while this thread holds
         # the lock (an allocation inside join() can run it) leaves the share.
         self.lock = threading.RLock()
-        self.users = weakref.WeakSet()  # the records of the Curls attached
-        self.closers = set()  # CLOSESOCKETFUNCTION owners of handles that used it
+        self.users: "weakref.WeakSet[Any]" = weakref.WeakSet()  # the records of the Curls attached
+        self.closers: Set[Any] = set()  # CLOSESOCKETFUNCTION owners of handles that used it
 
-    def join(self, erec):
+    def join(self, erec: Any) -> None:
         with self.lock:
             self.users.add(erec)
 
-    def leave(self, erec):
+    def leave(self, erec: Any) -> None:
         """erec no longer uses the share (detached, or cleaned up)."""
         with self.lock:
             try:
@@ -85,7 +86,7 @@ class _ShareRecord(object):
             if self.s is None and not self.users:
                 self.closers.clear()
 
-    def close(self):
+    def close(self) -> None:
         with self.lock:
             s, self.s = self.s, None
             users = list(self.users)
@@ -106,7 +107,7 @@ class CurlShare(Owned):
     then ``Curl.setopt(SHARE, share)`` on each handle that shares it.
     Thread-safe: its lock callbacks are C mutexes."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         s = lib.cm_share_new()
@@ -116,16 +117,16 @@ class CurlShare(Owned):
         weakref.finalize(self, rec.close).atexit = False
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._rec.s is None
 
-    def _handle(self, method):
+    def _handle(self, method: str) -> Any:
         s = self._rec.s
         if s is None:
             raise closed_error(_CLOSED, method)
         return s
 
-    def setopt(self, option, value):
+    def setopt(self, option: int, value: int) -> None:
         """``curl_share_setopt``: SH_SHARE or SH_UNSHARE with one LOCK_DATA_*
         value.  libcurl refuses changes while a Curl uses the share
         (CURLSHE_IN_USE) and unknown data (CURLSHE_BAD_OPTION)."""
@@ -145,30 +146,30 @@ class CurlShare(Owned):
         # only marks it closed (freed when its last user lets go).
         check_share(lib.cm_share_setopt(s, option, value))
 
-    def share(self, *data):
+    def share(self, *data: int) -> None:
         """``setopt(SH_SHARE, item)`` for each LOCK_DATA_* item, in order (as
         pycurl 7.49); at least one.  Items already applied stay applied if
         a later one fails."""
         self._each("share", _SH_SHARE, data)
 
-    def unshare(self, *data):
+    def unshare(self, *data: int) -> None:
         """``setopt(SH_UNSHARE, item)`` for each LOCK_DATA_* item, in order."""
         self._each("unshare", _SH_UNSHARE, data)
 
-    def _each(self, method, option, data):
+    def _each(self, method: str, option: int, data: Tuple[int, ...]) -> None:
         if not data:
             raise TypeError("%s() takes at least one LOCK_DATA_* argument" % method)
         self._handle(method)
         for item in data:
             self.setopt(option, item)
 
-    def close(self):
+    def close(self) -> None:
         """Detach the idle handles that use this share and free it; a handle
         attached to a CurlMulti or in perform() keeps libcurl's share until
         it is detached or closed.  Idempotent."""
         self._rec.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         rec = self._rec
         if rec.s is None:
             return "<curlmulti.CurlShare closed>"

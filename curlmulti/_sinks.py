@@ -6,6 +6,7 @@
 file-like objects from Python."""
 
 import os
+from typing import Any, Optional
 
 from ._curl import ffi, lib
 from ._owner import Owned
@@ -19,7 +20,7 @@ class _Sink(Owned):
 
     _fd = -1
 
-    def __init__(self):
+    def __init__(self) -> None:
         if self._rec is not None:
             return
         p = lib.cm_sink_new(self._fd)
@@ -27,22 +28,22 @@ class _Sink(Owned):
             raise MemoryError("cannot allocate a sink")
         self._sink = self._rec = ffi.gc(p, lib.cm_sink_free)
 
-    def close(self):
+    def close(self) -> None:
         """Nothing to do: the memory goes with the last reference."""
 
-    def write(self, data):
+    def write(self, data: Any) -> int:
         """Append bytes (from Python); returns the number written."""
         n = len(data)
         if n and lib.cm_sink_write(ffi.from_buffer(data), 1, n, self._sink) != n:
             raise self._failure()
         return n
 
-    def _failure(self):
+    def _failure(self) -> OSError:
         err = self._sink.err
         return OSError(err, os.strerror(err)) if err else OSError("sink failed")
 
     @property
-    def error(self):
+    def error(self) -> Optional[OSError]:
         """The OSError that stopped the sink (a transfer then fails with
         E_WRITE_ERROR), or None."""
         return self._failure() if self._sink.err else None
@@ -51,7 +52,7 @@ class _Sink(Owned):
 class Buffer(_Sink):
     """A growing in-memory body.  ``getvalue()`` returns it as bytes."""
 
-    def getvalue(self):
+    def getvalue(self) -> bytes:
         s = self._sink
         cap = s.len
         while True:  # a transfer in another thread may be appending meanwhile
@@ -61,7 +62,7 @@ class Buffer(_Sink):
                 return ffi.unpack(out, n) if n else b""
             cap = n
 
-    def take(self):
+    def take(self) -> memoryview:
         """The body as a read-only memoryview, without copying, leaving the
         buffer empty.  When the view is freed its memory goes back to the
         buffer, so the next body is received into pages already mapped.  On
@@ -74,17 +75,18 @@ class Buffer(_Sink):
             return memoryview(b"")
         capacity = sizes[1]
 
-        def recycle(block):
+        def recycle(block: Any) -> None:
             lib.cm_sink_recycle(sink, block, capacity)
 
         # size= tells PyPy's collector how much memory the view holds.
         block = ffi.gc(p, recycle, size=capacity)
         return memoryview(ffi.buffer(block, sizes[0])).toreadonly()
 
-    def __len__(self):
-        return self._sink.len
+    def __len__(self) -> int:
+        n: int = self._sink.len
+        return n
 
-    def clear(self):
+    def clear(self) -> None:
         """Empty the buffer (its memory is kept for the next body)."""
         lib.cm_sink_clear(self._sink)
 
@@ -96,7 +98,7 @@ class FileSink(_Sink):
     object is flushed first, and must not be written to from Python while a
     transfer writes to it."""
 
-    def __init__(self, file):
+    def __init__(self, file: Any) -> None:
         if self._rec is not None:
             return  # already set up: as in pycurl's classes, a second __init__ does nothing
         if isinstance(file, int):

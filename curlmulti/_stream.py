@@ -25,6 +25,7 @@ Back-pressure follows libcurl's pause protocol:
 
 import asyncio
 import collections
+from typing import Any, Iterable, List, Optional, Tuple
 
 from ._constants import CONSTANTS
 from ._errors import error
@@ -54,13 +55,14 @@ class ResponseHead(object):
 
     __slots__ = ("status", "reason", "http_version", "headers")
 
-    def __init__(self, status=None, reason="", http_version="", headers=()):
+    def __init__(self, status: Optional[int] = None, reason: str = "", http_version: str = "",
+                 headers: Iterable[Tuple[str, str]] = ()) -> None:
         self.status = status
         self.reason = reason
         self.http_version = http_version
         self.headers = list(headers)
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header ``name`` (case-insensitive)."""
         name = name.lower()
         for key, value in self.headers:
@@ -68,7 +70,7 @@ class ResponseHead(object):
                 return value
         return default
 
-    def get_all(self, name):
+    def get_all(self, name: str) -> List[str]:
         """Every value of header ``name`` (case-insensitive), in order."""
         name = name.lower()
         return [value for key, value in self.headers if key.lower() == name]
@@ -167,7 +169,7 @@ class Stream(object):
     ``pauses`` counts how often a lagging consumer paused the transfer, and
     ``send_pauses`` how often the upload waited for its source."""
 
-    def __init__(self, multi, curl, max_buffer=1 << 20, upload=None):
+    def __init__(self, multi: Any, curl: Any, max_buffer: int = 1 << 20, upload: Any = None) -> None:
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ValueError("max_buffer must be a positive int")
         if upload is not None:
@@ -269,7 +271,7 @@ class Stream(object):
 
     # -- the consumer -------------------------------------------------------------
 
-    async def head(self):
+    async def head(self) -> ResponseHead:
         """The final response head; raises the transfer's error if it ended
         before one arrived."""
         while self._head is None:
@@ -283,14 +285,14 @@ class Stream(object):
         return self._head
 
     @property
-    def status(self):
+    def status(self) -> Optional[int]:
         """The response status, once the head has arrived (else None)."""
         return self._head.status if self._head is not None else None
 
-    def __aiter__(self):
+    def __aiter__(self) -> "Stream":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> bytes:
         chunks = self._chunks
         while not chunks:
             if self.future.done():
@@ -311,7 +313,7 @@ class Stream(object):
             self._resume(True)
         return data
 
-    async def read(self):
+    async def read(self) -> bytes:
         """The rest of the body as bytes (unbounded: it is all kept)."""
         parts = []
         async for chunk in self:
@@ -339,7 +341,7 @@ class Stream(object):
             return
         self._multi._kick()
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         """Cancel the transfer if it is still running; drop what is buffered."""
         self._chunks.clear()
         self._size = 0
@@ -351,10 +353,10 @@ class Stream(object):
         if self._upload is not None:
             self._upload.stop()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Stream":
         return self
 
-    async def __aexit__(self, exc_type, exc, tb):
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await self.aclose()
 
     def __repr__(self):

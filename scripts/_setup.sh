@@ -19,7 +19,9 @@
 #                                (scripts/wheels.sh's wheelhouse); the sdist
 #                                is still built, for its tests.
 #   cm_python NAME               the interpreter a venv is made from
-#                                (CURLMULTI_CPYTHON / CURLMULTI_PYPY override).
+#                                (CURLMULTI_CPYTHON / CURLMULTI_PYPY override);
+#                                NAME cpython3.X: another CPython version (below).
+#   cm_have_python NAME          true if that interpreter is installed.
 
 CM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CM_VENVS="$CM_ROOT/.venv"
@@ -37,8 +39,9 @@ cm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 cm_python() {
     case "$1" in
         cpython) echo "${CURLMULTI_CPYTHON:-python3}" ;;
+        cpython3.*) _cm_versioned_python "${1#cpython}" ;;   # see "More CPython versions" below
         pypy) echo "${CURLMULTI_PYPY:-pypy3}" ;;
-        *) cm_die "unknown interpreter '$1' (expected cpython or pypy)" ;;
+        *) cm_die "unknown interpreter '$1' (expected cpython, pypy or cpython3.X)" ;;
     esac
 }
 
@@ -181,4 +184,27 @@ cm_venv() {
     unset DIST_EXTRA_CONFIG
     (cd "$venv" && "$venv/bin/python" -c 'import curlmulti._curl') >/dev/null 2>&1 \
         || cm_warn "$name: the installed curlmulti._curl does not import"
+}
+
+# -- More CPython versions --------------------------------------------------------
+# NAME cpython3.X (cpython3.9, cpython3.13, ...) is the newest pyenv interpreter
+# 3.X.* under $PYENV_ROOT (default ~/.pyenv/versions), else python3.X on PATH;
+# CURLMULTI_CPYTHON3X (CURLMULTI_CPYTHON39=/usr/bin/python3.9) overrides.  They
+# get a venv .venv/cpython3.X like the others and need no Debian package of
+# their own (a pyenv build has its headers and venv).
+_cm_versioned_python() {
+    local ver=$1 var root cand
+    var="CURLMULTI_CPYTHON${ver//./}"
+    if [ -n "${!var:-}" ]; then echo "${!var}"; return; fi
+    root=${PYENV_ROOT:-$HOME/.pyenv}
+    cand=$(find "$root/versions" -maxdepth 1 -name "$ver.*" 2>/dev/null | sort -V | tail -1)
+    if [ -n "$cand" ] && [ -x "$cand/bin/python$ver" ]; then
+        echo "$cand/bin/python$ver"
+    else
+        command -v "python$ver" 2>/dev/null || echo "python$ver"
+    fi
+}
+
+cm_have_python() {
+    command -v "$(cm_python "$1")" >/dev/null 2>&1
 }
