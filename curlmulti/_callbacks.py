@@ -106,9 +106,20 @@ def take_unclaimed():
     return UNCLAIMED.pop(get_ident(), None)
 
 
-def _trampoline(abort, owner_at):
+def _halted(rec):
+    """A KeyboardInterrupt or SystemExit is stored for this transfer: every
+    later callback returns its abort value at once without calling Python
+    code, so the transfer stops at the next callback whatever its kind (a
+    debug callback's result, for one, is ignored by libcurl)."""
+    exc = rec.callback_error
+    return exc is not None and not isinstance(exc, Exception)
+
+
+def _trampoline(abort, owner_at, halts=True):
     """Register ``body(record, *c_args)`` as the extern "Python" function of
-    the same name.  The record is found from the userdata at ``owner_at``."""
+    the same name.  The record is found from the userdata at ``owner_at``.
+    ``halts``: the callback is skipped once the transfer is interrupted
+    (see _halted)."""
 
     def register(body):
         from_handle = ffi.from_handle
@@ -117,7 +128,10 @@ def _trampoline(abort, owner_at):
             try:
                 if _PYPY:
                     _signal_point()
-                return body(from_handle(args[owner_at]), *args)
+                owner = from_handle(args[owner_at])
+                if halts and owner.callback_error is not None and _halted(owner):
+                    return abort
+                return body(owner, *args)
             except BaseException as exc:  # stored, re-raised by the caller
                 from_handle(args[owner_at]).callback_failed(exc)
                 return abort
@@ -165,6 +179,8 @@ def cm_write_cb(ptr, size, nmemb, userdata):
     try:
         if _PYPY:
             _signal_point()
+        if rec.callback_error is not None and _halted(rec):
+            return SIZE_MAX
         if rec.write_view:
             result = _call_with_view(rec.write_cb, ptr, n)
         else:
@@ -182,6 +198,8 @@ def cm_header_cb(ptr, size, nmemb, userdata):
     try:
         if _PYPY:
             _signal_point()
+        if rec.callback_error is not None and _halted(rec):
+            return SIZE_MAX
         if rec.header_view:
             result = _call_with_view(rec.header_cb, ptr, n)
         else:
@@ -215,14 +233,24 @@ def cm_read_cb(curl, ptr, size, nmemb, _):
     return length
 
 
+def _progress_result(result, what):
+    """As pycurl: None is 0 (go on), an int goes to libcurl as it is (it
+    must fit in a C int), anything else by its truth value."""
+    if result is None:
+        return 0
+    if isinstance(result, int):
+        return _int_result(result, what)
+    return 1 if result else 0
+
+
 @_trampoline(1, 0)
 def cm_xferinfo_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return _progress_result(curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow), "xferinfo")
 
 
 @_trampoline(1, 0)
 def cm_progress_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl.progress_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return _progress_result(curl.progress_cb(dltotal, dlnow, ultotal, ulnow), "progress")
 
 
 @_trampoline(0, 4)
@@ -237,7 +265,7 @@ def _int_result(result, what):
     if not isinstance(result, int):
         raise TypeError("%s callback must return an int or None, not %s" % (what, type(result).__name__))
     if not _INT_MIN <= result <= _INT_MAX:
-        raise OverflowError("%s callback returned %d, out of range of a C int" % (what, result))
+        raise OverflowError("%s callback returned %d which does not fit in an int" % (what, result))
     return result
 
 
@@ -290,7 +318,7 @@ def cm_opensocket_cb(curl, _, purpose, address):
     return os.dup(fileno())
 
 
-@_trampoline(1, 0)
+@_trampoline(1, 0, halts=False)  # a socket is closed whatever happened
 def cm_closesocket_cb(closer, _, fd):
     func = closer.closesocket_cb
     if func is None:  # unset since the connection was made: close it as libcurl does
