@@ -42,6 +42,8 @@ SIZE_MAX = int(ffi.cast("size_t", -1))
 # out of range is refused inside the body, where the error is stored, not by
 # cffi's conversion after it (printed as "Exception ignored" and lost).
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
+_LONG_MIN = -_LONG_MAX - 1
 _SOCKET_BITS = 8 * ffi.sizeof("curl_socket_t") - 1
 _SOCKET_MIN, _SOCKET_MAX = -(1 << _SOCKET_BITS), (1 << _SOCKET_BITS) - 1
 SOCKET_BAD = -1
@@ -144,14 +146,16 @@ def _trampoline(abort, owner_at, halts=True):
 
 
 def _consumed(result, n):
-    """A write callback's result: None means all of it."""
+    """A write callback's result: None means all of it.  As pycurl, an int
+    goes to libcurl as a C long cast to size_t (-1 is a write error like any
+    count but n); one that does not fit in a long is refused."""
     if result is None:
         return n
     if type(result) is not int and not isinstance(result, int):
         raise TypeError("write callback must return None or an int, not %s" % type(result).__name__)
-    if not 0 <= result <= SIZE_MAX:
-        raise ValueError("write callback returned %d, out of range" % result)
-    return result
+    if not _LONG_MIN <= result <= _LONG_MAX:
+        raise OverflowError("write callback returned %d which does not fit in a C long" % result)
+    return result & SIZE_MAX
 
 
 # The body and header trampolines run once per chunk, so they are written
@@ -269,9 +273,13 @@ def _int_result(result, what):
     return result
 
 
-@_trampoline(1, 0)  # CURL_SEEKFUNC_FAIL
+@_trampoline(2, 0)  # CURL_SEEKFUNC_CANTSEEK, as pycurl when the callback fails
 def cm_seek_cb(curl, _, offset, origin):
-    return _int_result(curl.seek_cb(offset, origin), "seek")
+    result = _int_result(curl.seek_cb(offset, origin), "seek")
+    if not 0 <= result <= 2:
+        raise ValueError("seek callback returned %d, not SEEKFUNC_OK (0), SEEKFUNC_FAIL (1) "
+                         "or SEEKFUNC_CANTSEEK (2)" % result)
+    return result
 
 
 @_trampoline(2, 2)  # CURLIOE_FAILRESTART

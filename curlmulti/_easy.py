@@ -982,7 +982,10 @@ class Curl(Owned):
             lock.release()
 
     def share(self):
-        """The CurlShare this handle uses (SHARE), or None."""
+        """The CurlShare this handle uses (SHARE), or None (also once the
+        handle is closed, as in pycurl)."""
+        if self.closed:
+            return None
         lock, _ = self._enter("share", mutating=False)
         try:
             return self._rec.share
