@@ -475,12 +475,12 @@ class _EasyRecord(object):
         old, old_s = self.share, self.share_s
         new_s = share._rec.s if share is not None else None
         if share is not None and new_s is None:
-            raise closed_error("CurlShare object", "setopt")
+            raise misuse("CurlShare is closed")  # pycurl's words
         code = lib.cm_easy_use_share(h, ffi.NULL if old_s is None else old_s,
                                      ffi.NULL if new_s is None else new_s)
         if code:
             if share is not None and share._rec.s is None:
-                raise closed_error("CurlShare object", "setopt")  # closed by another thread
+                raise misuse("CurlShare is closed")  # closed by another thread meanwhile
             raise easy_error(code)
         self.share, self.share_s = share, new_s
         if share is not None:
@@ -698,7 +698,7 @@ class Curl(Owned):
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
             if value._rec is None or value._rec.s is None:
-                raise closed_error("CurlShare object", "setopt")
+                raise misuse("CurlShare is closed")  # pycurl's words
             if value is not rec.share:
                 rec.use_share(h, value, "set SHARE")
         else:

@@ -4,6 +4,7 @@ the server saw, errors, pause, duphandle, reset (see driver.py)."""
 import array
 import io
 import json
+import re
 
 
 def _curl(pycurl, url=None):
@@ -24,7 +25,8 @@ def _seen(o, key, c):
     except ValueError:
         o[key + ".seen"] = {"not json": buf.getvalue()[:200]}
         return
-    headers = {k: v for k, v in body.get("headers", {}).items() if k not in ("Host", "Content-Length")}
+    headers = {k: re.sub(r"boundary=\S+", "boundary=B", v) for k, v in body.get("headers", {}).items()
+               if k not in ("Host", "Content-Length")}
     o[key + ".seen"] = {"method": body.get("method"), "headers": headers, "data": body.get("data"),
                         "form": body.get("form"), "args": body.get("args")}
 
@@ -269,3 +271,18 @@ def scenario_reset(pycurl, o, servers):
     c.setopt(pycurl.URL, servers["httpbin"] + "/anything")
     _seen(o, "after", c)
     c.close()
+
+
+def scenario_share_option(pycurl, o, servers):
+    c = _curl(pycurl)
+    s = pycurl.CurlShare()
+    o.call("SH_SHARE", s.setopt, pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
+    o.call("SHARE=share", c.setopt, pycurl.SHARE, s)
+    o.call("share()", lambda: c.share() is s)
+    o.call("SHARE=int", c.setopt, pycurl.SHARE, 5)
+    o.call("SHARE=none", c.setopt, pycurl.SHARE, None)
+    o.call("share()-after", c.share)
+    s.close()
+    o.call("SHARE=closed-share", c.setopt, pycurl.SHARE, s)
+    c.close()
+
