@@ -468,3 +468,22 @@ def test_misuse_messages_in_pycurls_words():
     s.close()
     with misuse(r"^cannot invoke setopt\(\) - no share handle"):
         s.setopt(curlmulti.SH_SHARE, curlmulti.LOCK_DATA_COOKIE)
+
+
+def test_share_detach_on_close():
+    s = curlmulti.CurlShare()  # detach_on_close=True: the handles let go
+    c = curlmulti.Curl()
+    c.setopt(c.SHARE, s)
+    s.close()
+    assert s.closed and c.share() is None
+    strict = curlmulti.CurlShare(detach_on_close=False)
+    c.setopt(c.SHARE, strict)
+    with pytest.raises(curlmulti.error) as ei:
+        strict.close()
+    assert ei.value.args == (0, "cannot close CurlShare: still in use by 1 active Curl object")
+    assert not strict.closed and c.share() is strict
+    c.close()
+    strict.close()
+    assert strict.closed
+    with pytest.raises(TypeError):
+        curlmulti.CurlShare(False)  # keyword only, as pycurl

@@ -286,3 +286,17 @@ def scenario_share_option(pycurl, o, servers):
     o.call("SHARE=closed-share", c.setopt, pycurl.SHARE, s)
     c.close()
 
+
+
+def scenario_share_detach_on_close(pycurl, o, servers):
+    o.call("positional", pycurl.CurlShare, False)
+    for detach in (True, False):
+        key = "detach_on_close=%s" % detach
+        s = pycurl.CurlShare(detach_on_close=detach)
+        c = _curl(pycurl)
+        c.setopt(pycurl.SHARE, s)
+        o.call(key + ".close-in-use", s.close)
+        o.call(key + ".state", lambda: (s.closed, c.share() is s))
+        c.close()
+        o.call(key + ".close-after", s.close)
+        o[key + ".closed"] = s.closed
