@@ -42,6 +42,8 @@ SIZE_MAX = int(ffi.cast("size_t", -1))
 # out of range is refused inside the body, where the error is stored, not by
 # cffi's conversion after it (printed as "Exception ignored" and lost).
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
+_LONG_MIN = -_LONG_MAX - 1
 _SOCKET_BITS = 8 * ffi.sizeof("curl_socket_t") - 1
 _SOCKET_MIN, _SOCKET_MAX = -(1 << _SOCKET_BITS), (1 << _SOCKET_BITS) - 1
 SOCKET_BAD = -1
@@ -106,9 +108,20 @@ def take_unclaimed():
     return UNCLAIMED.pop(get_ident(), None)
 
 
-def _trampoline(abort, owner_at):
+def _halted(rec):
+    """A KeyboardInterrupt or SystemExit is stored for this transfer: every
+    later callback returns its abort value at once without calling Python
+    code, so the transfer stops at the next callback whatever its kind (a
+    debug callback's result, for one, is ignored by libcurl)."""
+    exc = rec.callback_error
+    return exc is not None and not isinstance(exc, Exception)
+
+
+def _trampoline(abort, owner_at, halts=True):
     """Register ``body(record, *c_args)`` as the extern "Python" function of
-    the same name.  The record is found from the userdata at ``owner_at``."""
+    the same name.  The record is found from the userdata at ``owner_at``.
+    ``halts``: the callback is skipped once the transfer is interrupted
+    (see _halted)."""
 
     def register(body):
         from_handle = ffi.from_handle
@@ -117,7 +130,10 @@ def _trampoline(abort, owner_at):
             try:
                 if _PYPY:
                     _signal_point()
-                return body(from_handle(args[owner_at]), *args)
+                owner = from_handle(args[owner_at])
+                if halts and owner.callback_error is not None and _halted(owner):
+                    return abort
+                return body(owner, *args)
             except BaseException as exc:  # stored, re-raised by the caller
                 from_handle(args[owner_at]).callback_failed(exc)
                 return abort
@@ -130,14 +146,16 @@ def _trampoline(abort, owner_at):
 
 
 def _consumed(result, n):
-    """A write callback's result: None means all of it."""
+    """A write callback's result: None means all of it.  As pycurl, an int
+    goes to libcurl as a C long cast to size_t (-1 is a write error like any
+    count but n); one that does not fit in a long is refused."""
     if result is None:
         return n
     if type(result) is not int and not isinstance(result, int):
         raise TypeError("write callback must return None or an int, not %s" % type(result).__name__)
-    if not 0 <= result <= SIZE_MAX:
-        raise ValueError("write callback returned %d, out of range" % result)
-    return result
+    if not _LONG_MIN <= result <= _LONG_MAX:
+        raise OverflowError("write callback returned %d which does not fit in a C long" % result)
+    return result & SIZE_MAX
 
 
 # The body and header trampolines run once per chunk, so they are written
@@ -165,6 +183,8 @@ def cm_write_cb(ptr, size, nmemb, userdata):
     try:
         if _PYPY:
             _signal_point()
+        if rec.callback_error is not None and _halted(rec):
+            return SIZE_MAX
         if rec.write_view:
             result = _call_with_view(rec.write_cb, ptr, n)
         else:
@@ -182,6 +202,8 @@ def cm_header_cb(ptr, size, nmemb, userdata):
     try:
         if _PYPY:
             _signal_point()
+        if rec.callback_error is not None and _halted(rec):
+            return SIZE_MAX
         if rec.header_view:
             result = _call_with_view(rec.header_cb, ptr, n)
         else:
@@ -215,14 +237,24 @@ def cm_read_cb(curl, ptr, size, nmemb, _):
     return length
 
 
+def _progress_result(result, what):
+    """As pycurl: None is 0 (go on), an int goes to libcurl as it is (it
+    must fit in a C int), anything else by its truth value."""
+    if result is None:
+        return 0
+    if isinstance(result, int):
+        return _int_result(result, what)
+    return 1 if result else 0
+
+
 @_trampoline(1, 0)
 def cm_xferinfo_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return _progress_result(curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow), "xferinfo")
 
 
 @_trampoline(1, 0)
 def cm_progress_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
-    return 1 if curl.progress_cb(dltotal, dlnow, ultotal, ulnow) else 0
+    return _progress_result(curl.progress_cb(dltotal, dlnow, ultotal, ulnow), "progress")
 
 
 @_trampoline(0, 4)
@@ -237,13 +269,17 @@ def _int_result(result, what):
     if not isinstance(result, int):
         raise TypeError("%s callback must return an int or None, not %s" % (what, type(result).__name__))
     if not _INT_MIN <= result <= _INT_MAX:
-        raise OverflowError("%s callback returned %d, out of range of a C int" % (what, result))
+        raise OverflowError("%s callback returned %d which does not fit in an int" % (what, result))
     return result
 
 
-@_trampoline(1, 0)  # CURL_SEEKFUNC_FAIL
+@_trampoline(2, 0)  # CURL_SEEKFUNC_CANTSEEK, as pycurl when the callback fails
 def cm_seek_cb(curl, _, offset, origin):
-    return _int_result(curl.seek_cb(offset, origin), "seek")
+    result = _int_result(curl.seek_cb(offset, origin), "seek")
+    if not 0 <= result <= 2:
+        raise ValueError("seek callback returned %d, not SEEKFUNC_OK (0), SEEKFUNC_FAIL (1) "
+                         "or SEEKFUNC_CANTSEEK (2)" % result)
+    return result
 
 
 @_trampoline(2, 2)  # CURLIOE_FAILRESTART
@@ -290,7 +326,7 @@ def cm_opensocket_cb(curl, _, purpose, address):
     return os.dup(fileno())
 
 
-@_trampoline(1, 0)
+@_trampoline(1, 0, halts=False)  # a socket is closed whatever happened
 def cm_closesocket_cb(closer, _, fd):
     func = closer.closesocket_cb
     if func is None:  # unset since the connection was made: close it as libcurl does

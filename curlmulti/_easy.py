@@ -13,6 +13,7 @@ from ._sinks import _Sink
 from ._share import CurlShare
 from ._errors import (check_easy, closed_error, easy_error, easy_strerror, error, misuse,
                       raise_from_callback)
+from ._globals import version as _version
 from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, PERFORMING, Owned, acquire, get_ident
 
 if TYPE_CHECKING:
@@ -98,6 +99,34 @@ _RESERVED = {_opt(n) for n in (
 )} - {-1}
 _SHARE = _opt("SHARE")
 
+# setopt(option, None) unsets only what pycurl 7.49's does (anything else is a
+# TypeError there); unsetopt() itself also resets other string options.
+# (INFILESIZE is absent: pycurl's INFILESIZE is INFILESIZE_LARGE, which it
+# does not unset.)
+_UNSET_BY_NONE = {_opt(n) for n in (
+    "SHARE", "WRITEHEADER", "HEADERDATA", "CAINFO", "CAINFO_BLOB", "CAPATH", "SSLCERT_BLOB",
+    "SSLKEY_BLOB", "ISSUERCERT_BLOB", "COOKIE", "COOKIEJAR", "CUSTOMREQUEST", "EGDSOCKET",
+    "ENCODING", "FTPPORT", "PROXYUSERPWD", "PROXYUSERNAME", "PROXYPASSWORD", "RANDOM_FILE",
+    "SSL_CIPHER_LIST", "USERPWD", "USERNAME", "PASSWORD", "RANGE", "PROXY", "SERVICE_NAME",
+    "PROXY_SERVICE_NAME", "PROXY_CAPATH", "PROXY_CAINFO", "PRE_PROXY", "PROXY_SSLCERT",
+    "PROXY_SSLCERTTYPE", "PROXY_SSLKEY", "PROXY_SSLKEYTYPE", "PROXY_SSL_CIPHER_LIST",
+    "PROXY_CAINFO_BLOB", "PROXY_SSLCERT_BLOB", "PROXY_SSLKEY_BLOB", "PROXY_ISSUERCERT_BLOB",
+    "SSL_EC_CURVES", "HSTS", "SSL_SIGNATURE_ALGORITHMS", "OPT_CERTINFO", "HTTPHEADER",
+    "PROXYHEADER", "HTTP200ALIASES", "QUOTE", "POSTQUOTE", "PREQUOTE", "TELNETOPTIONS", "RESOLVE",
+    "MAIL_RCPT", "CONNECT_TO", "HTTPPOST", "MIMEPOST", "CURLU",
+    "WRITEFUNCTION", "READFUNCTION", "HEADERFUNCTION", "PROGRESSFUNCTION", "XFERINFOFUNCTION",
+    "DEBUGFUNCTION", "IOCTLFUNCTION", "OPENSOCKETFUNCTION", "CLOSESOCKETFUNCTION",
+    "SOCKOPTFUNCTION", "SSH_KEYFUNCTION", "SSH_HOSTKEYFUNCTION", "SEEKFUNCTION", "PREREQFUNCTION",
+    "FNMATCH_FUNCTION", "RESOLVER_START_FUNCTION", "TRAILERFUNCTION", "HSTSREADFUNCTION",
+    "HSTSWRITEFUNCTION",
+)} - {-1}
+# The long options among them, and the value unsetting gives them.
+_LONG_DEFAULTS = {_opt("OPT_CERTINFO"): 0} if "OPT_CERTINFO" in CONSTANTS else {}
+_PAUSE_ALL = lib.CURLPAUSE_ALL
+# The User-Agent a new or reset handle sends, as pycurl sends "PycURL/<version> libcurl/...".
+_USERAGENT = _opt("USERAGENT")
+_DEFAULT_AGENT = _version.encode("ascii", "replace")
+
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
 # in an unsigned long is passed as its C bit pattern; other longs must fit.
@@ -123,6 +152,25 @@ def _to_bytes(value, option):
     else:
         raise TypeError("%s takes str or bytes, not %s" % (option_name(option), type(value).__name__))
     return data
+
+
+def _blob_view(value, option):
+    """A blob option's value as bytes-like: str (ASCII), bytes or any
+    C-contiguous buffer (memoryview, bytearray, array, ...), as pycurl."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("ascii")
+    if isinstance(value, (int, float)):  # bool too: never a buffer
+        raise TypeError("%s takes str, bytes or a buffer, not %s" % (option_name(option), type(value).__name__))
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError("%s takes str, bytes or a buffer, not %s"
+                        % (option_name(option), type(value).__name__)) from None
+    if not view.c_contiguous:
+        raise BufferError("%s: memoryview: underlying buffer is not C-contiguous" % option_name(option))
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
 def _c_string(value, option):
@@ -314,8 +362,12 @@ class _EasyRecord(object):
         self.write_view = self.header_view = False
 
     def callback_failed(self, exc):
-        """Called by the trampolines: the first exception wins."""
-        if self.callback_error is None:
+        """Called by the trampolines: the first exception wins, except that a
+        KeyboardInterrupt or SystemExit replaces an ordinary exception (it
+        must reach the caller).  Once one is stored, every later callback of
+        the transfer aborts at once (see _callbacks._halted)."""
+        stored = self.callback_error
+        if stored is None or (isinstance(stored, Exception) and not isinstance(exc, Exception)):
             self.callback_error = exc
         if not isinstance(exc, Exception):
             # KeyboardInterrupt, SystemExit: also raised by the CurlMulti call.
@@ -427,12 +479,12 @@ class _EasyRecord(object):
         old, old_s = self.share, self.share_s
         new_s = share._rec.s if share is not None else None
         if share is not None and new_s is None:
-            raise closed_error("CurlShare object", "setopt")
+            raise misuse("CurlShare is closed")  # pycurl's words
         code = lib.cm_easy_use_share(h, ffi.NULL if old_s is None else old_s,
                                      ffi.NULL if new_s is None else new_s)
         if code:
             if share is not None and share._rec.s is None:
-                raise closed_error("CurlShare object", "setopt")  # closed by another thread
+                raise misuse("CurlShare is closed")  # closed by another thread meanwhile
             raise easy_error(code)
         self.share, self.share_s = share, new_s
         if share is not None:
@@ -520,6 +572,7 @@ class Curl(Owned):
         if h == ffi.NULL:
             raise error(lib.CURLE_FAILED_INIT, "curl_easy_init() failed")
         self._adopt(h)
+        check_easy(_setopt_str(h, _USERAGENT, _DEFAULT_AGENT))
 
     def _adopt(self, h):
         try:
@@ -592,6 +645,8 @@ class Curl(Owned):
         if kind is None:
             kind = _option_kind(option)
         if value is None:
+            if option not in _UNSET_BY_NONE:
+                raise TypeError("unsetopt() is not supported for this option: %s" % option_name(option))
             return self._unsetopt(rec, h, option)
         if kind == _STRING:
             # libcurl copies string options: the bytes are passed as they are.
@@ -617,7 +672,7 @@ class Curl(Owned):
                 raise TypeError("%s takes an int, not %s" % (option_name(option), type(value).__name__))
             check_easy(lib.cm_easy_setopt_off_t(h, option, value))
         elif kind == _BLOB:
-            data = _to_bytes(value, option)
+            data = _blob_view(value, option)
             blob = ffi.new("struct curl_blob *", {"data": ffi.from_buffer(data), "len": len(data), "flags": 1})
             check_easy(lib.cm_easy_setopt_blob(h, option, blob))  # CURL_BLOB_COPY
         elif option in _FILE_OPTIONS:
@@ -647,7 +702,7 @@ class Curl(Owned):
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
             if value._rec is None or value._rec.s is None:
-                raise closed_error("CurlShare object", "setopt")
+                raise misuse("CurlShare is closed")  # pycurl's words
             if value is not rec.share:
                 rec.use_share(h, value, "set SHARE")
         else:
@@ -699,6 +754,8 @@ class Curl(Owned):
         elif option == _SHARE:
             if rec.share is not None:
                 rec.use_share(h, None, "unset SHARE")
+        elif option in _LONG_DEFAULTS:
+            check_easy(lib.cm_easy_setopt_long(h, option, _LONG_DEFAULTS[option]))
         elif option in _RESERVED:
             raise TypeError("%s is not supported by curlmulti.Curl.unsetopt" % option_name(option))
         else:
@@ -762,11 +819,13 @@ class Curl(Owned):
         return buf.getvalue()
 
     def perform_rs(self) -> str:
-        """Perform and return the body as str (UTF-8)."""
-        return self.perform_rb().decode("utf-8", "replace")
+        """Perform and return the body as str: UnicodeDecodeError if it is
+        not UTF-8 (as pycurl)."""
+        return self.perform_rb().decode("utf-8")
 
-    def pause(self, bitmask: int) -> None:
-        """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL, PAUSE_CONT.
+    def pause(self, bitmask: int = _PAUSE_ALL) -> None:
+        """``curl_easy_pause``: PAUSE_RECV, PAUSE_SEND, PAUSE_ALL (the
+        default), PAUSE_CONT.
         Only from the thread that runs the transfer (or its callbacks):
         unpausing delivers buffered data through the write callback, in the
         calling thread."""
@@ -791,7 +850,8 @@ class Curl(Owned):
         finally:
             if lock is not None:
                 lock.release()
-        check_easy(code)
+        if code:
+            raise error(code, "pause/unpause failed")  # pycurl's words
 
     def unpause(self) -> None:
         """Same as ``pause(PAUSE_CONT)``."""
@@ -909,8 +969,16 @@ class Curl(Owned):
     # -- pycurl extras ----------------------------------------------------------
 
     def multi(self) -> "Optional[CurlMulti]":
-        """The CurlMulti this handle is attached to, or None."""
-        lock, _ = self._enter("multi", mutating=False)
+        """The CurlMulti this handle is attached to, or None (also once the
+        handle is closed, as in pycurl)."""
+        if self.closed:
+            return None
+        try:
+            lock, _ = self._enter("multi", mutating=False)
+        except error:
+            if self.closed:  # closed by another thread meanwhile
+                return None
+            raise
         try:
             multi = self._rec.multi
             return multi.public() if multi is not None else None
@@ -918,7 +986,10 @@ class Curl(Owned):
             lock.release()
 
     def share(self) -> Optional[CurlShare]:
-        """The CurlShare this handle uses (SHARE), or None."""
+        """The CurlShare this handle uses (SHARE), or None (also once the
+        handle is closed, as in pycurl)."""
+        if self.closed:
+            return None
         lock, _ = self._enter("share", mutating=False)
         try:
             return self._rec.share
@@ -947,20 +1018,24 @@ class Curl(Owned):
             rec.keep = {}  # libcurl no longer points at them
             rec.clear_callbacks()
             rec.bind()
+            check_easy(_setopt_str(h, _USERAGENT, _DEFAULT_AGENT))
         finally:
             lock.release()
 
     def duphandle(self) -> "Curl":
         """A copy with the same options (``curl_easy_duphandle``); the copy owns
         its callbacks and shares the buffers libcurl points at.  It has no
-        SHARE: libcurl's duphandle does not copy it."""
+        SHARE: libcurl's duphandle does not copy it.  As in pycurl, the copy
+        is of the same class and has the attributes set on this object (a
+        shallow copy of them)."""
         lock, h = self._enter("duphandle")
         rec = self._rec
         try:
             h2 = lib.curl_easy_duphandle(h)
             if h2 == ffi.NULL:
                 raise error(lib.CURLE_OUT_OF_MEMORY, "curl_easy_duphandle() failed")
-            dup = Curl.__new__(Curl)
+            cls = type(self)
+            dup = cls.__new__(cls)
             dup._adopt(h2)
             try:
                 rec2 = dup._rec
@@ -975,6 +1050,10 @@ class Curl(Owned):
                 if sink is not None:
                     rec2.keep.pop(_WRITEFUNCTION)
                     rec2.set_callback(h2, _WRITEFUNCTION, sink.write)
+                attrs = vars(dup)
+                for name, value in vars(self).items():
+                    if name not in attrs:  # not the copy's own _rec and _ud
+                        attrs[name] = value
             except BaseException:
                 dup.close()
                 raise

@@ -51,8 +51,18 @@ def check_multi(code: int) -> None:
         raise error(code, multi_strerror(code))
 
 
+# The word pycurl uses for each object's C handle in its "closed" message.
+_HANDLE_WORDS = {"Curl object": "curl", "CurlMulti object": "multi", "CurlShare object": "share"}
+
+
 def closed_error(what: str, method: str) -> error:
-    return error(0, "cannot invoke %s() - the %s is closed" % (method, what))
+    """pycurl's message for a method of a closed object, and ours after it."""
+    if what == "CurlMulti object" and method in ("add_handle", "remove_handle"):
+        return error(0, "cannot add/remove handle - multi-stack is closed")
+    if what == "Curl object" and method == "add_handle":
+        return error(0, "curl object already closed")
+    return error(0, "cannot invoke %s() - no %s handle (the %s is closed)"
+                 % (method, _HANDLE_WORDS.get(what, what), what))
 
 
 def misuse(message: str) -> error:

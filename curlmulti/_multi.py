@@ -262,8 +262,10 @@ class _MultiRecord(object):
             if state is not IDLE:
                 if state is ATTACHED:
                     if erec.multi is self:
-                        raise misuse("cannot add the Curl object - it is already attached to this CurlMulti")
-                    raise misuse("cannot add the Curl object - it is already attached to another CurlMulti")
+                        raise misuse("curl object already on this multi-stack "
+                                     "(it is already attached to this CurlMulti)")
+                    raise misuse("cannot add/remove handle - curl object already on another multi-stack "
+                                 "(it is attached to another CurlMulti)")
                 erec.enter("add_handle")  # raises: closed, or perform() running
             erec.state = ATTACHED
             erec.multi = self
@@ -406,7 +408,7 @@ class CurlMulti(Owned):
     is refused with ``error``; one made during ``select()``/``poll()`` wakes
     the wait and runs when it has returned."""
 
-    def __init__(self, close_handles: bool = False) -> None:
+    def __init__(self, *, close_handles: bool = False) -> None:
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         h = lib.curl_multi_init()
@@ -527,7 +529,7 @@ class CurlMulti(Owned):
             if erec not in handles:
                 if curl.closed:
                     return
-                raise misuse("cannot remove the Curl object - it is not attached to this CurlMulti")
+                raise misuse("curl object not on this multi-stack (it is not attached to this CurlMulti)")
             if rec.depth or rec.deferred or rec.thread is not None:
                 rec.detach(erec, curl, False, "remove_handle")
                 return

@@ -60,10 +60,11 @@ def check_share(code: int) -> None:
 class _ShareRecord(object):
     """The owner record of one cm_share (a CURLSH and its C mutexes)."""
 
-    __slots__ = ("s", "lock", "users", "closers", "__weakref__")
+    __slots__ = ("s", "lock", "users", "closers", "detach_on_close", "__weakref__")
 
-    def __init__(self, s: Any) -> None:
+    def __init__(self, s: Any, detach_on_close: bool = True) -> None:
         self.s = s  # the cm_share cdata (ffi.gc), None once closed
+        self.detach_on_close = detach_on_close
         # Reentrant: a record freed by the collector while this thread holds
         # the lock (an allocation inside join() can run it) leaves the share.
         self.lock = threading.RLock()
@@ -86,12 +87,18 @@ class _ShareRecord(object):
             if self.s is None and not self.users:
                 self.closers.clear()
 
-    def close(self) -> None:
+    def close(self, explicit: bool = True) -> None:
+        """``explicit``: CurlShare.close(), which with detach_on_close=False
+        refuses while handles use the share (the finalizer never does)."""
         with self.lock:
+            if self.s is None:
+                return
+            if explicit and not self.detach_on_close and self.users:
+                n = len(self.users)
+                raise error(0, "cannot close CurlShare: still in use by %d active Curl object%s"
+                            % (n, "" if n == 1 else "s"))  # pycurl's words
             s, self.s = self.s, None
             users = list(self.users)
-        if s is None:
-            return
         # Never under self.lock: leave_share takes the Curl's lock, then ours.
         for erec in users:
             erec.leave_share(self)
@@ -107,14 +114,17 @@ class CurlShare(Owned):
     then ``Curl.setopt(SHARE, share)`` on each handle that shares it.
     Thread-safe: its lock callbacks are C mutexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, detach_on_close: bool = True) -> None:
+        """``detach_on_close`` (pycurl 7.49): close() detaches the handles
+        that use the share (the default); with False, close() raises
+        ``error`` while any does, and the share stays open."""
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
         s = lib.cm_share_new()
         if s == ffi.NULL:
             raise error(lib.CURLSHE_NOMEM, "curl_share_init() failed")
-        rec = self._rec = _ShareRecord(ffi.gc(s, lib.cm_share_free, size=256))
-        weakref.finalize(self, rec.close).atexit = False
+        rec = self._rec = _ShareRecord(ffi.gc(s, lib.cm_share_free, size=256), bool(detach_on_close))
+        weakref.finalize(self, rec.close, False).atexit = False
 
     @property
     def closed(self) -> bool:

@@ -64,6 +64,12 @@ esac
 
 cm_system_packages "${PYTHONS[@]}"
 
+# tests/test_vs_pycurl.py compares with the real pycurl once it is built
+# (bash scripts/pycurl-venv.sh; .ci/run does it): found here unless given.
+if [ -z "${PYCURL_PYTHON:-}" ] && [ -x "$CM_VENVS/pycurl/bin/python" ]; then
+    export PYCURL_PYTHON="$CM_VENVS/pycurl/bin/python"
+fi
+
 # One run at a time per checkout: two would rebuild the same venvs and
 # write the same logs under each other.
 mkdir -p "$CM_VENVS"

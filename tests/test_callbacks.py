@@ -64,7 +64,8 @@ def test_write_callback_return_values(httpbin, result, ok):
     c.close()
 
 
-@pytest.mark.parametrize("result, exc_type", [("x", TypeError), (-1, ValueError), (1.0, TypeError)])
+@pytest.mark.parametrize("result, exc_type", [("x", TypeError), (-1, None), (1.0, TypeError),
+                                              (1 << 70, OverflowError)])
 def test_write_callback_bad_return_values(httpbin, result, exc_type):
     c = Curl()
     c.setopt(c.URL, httpbin("/bytes/100"))
@@ -72,7 +73,10 @@ def test_write_callback_bad_return_values(httpbin, result, exc_type):
     with pytest.raises(error) as ei:
         c.perform()
     assert ei.value.args[0] == E.E_WRITE_ERROR
-    assert isinstance(ei.value.__cause__, exc_type)
+    if exc_type is None:  # as pycurl: a C long cast to size_t, not the count given
+        assert ei.value.__cause__ is None
+    else:
+        assert isinstance(ei.value.__cause__, exc_type)
     c.close()
 
 

@@ -647,7 +647,7 @@ def postfields_and_slist_unset_mid_upload(pycurl, url):
     def change(c):
         c.unsetopt(pycurl.POSTFIELDS)
         c.setopt(pycurl.HTTPHEADER, None)
-        c.setopt(pycurl.POSTFIELDS, None)
+        c.unsetopt(pycurl.POSTFIELDS)  # (setopt(POSTFIELDS, None) is a TypeError, as in pycurl)
         c.setopt(pycurl.POSTFIELDS, b"")
     assert _replace_mid_upload(pycurl, url, change) == b""
 
