@@ -68,6 +68,10 @@ _CALLBACK_ATTRS = {
         ("SEEKFUNCTION", "seek_cb"), ("IOCTLFUNCTION", "ioctl_cb"),
         ("SOCKOPTFUNCTION", "sockopt_cb"), ("OPENSOCKETFUNCTION", "opensocket_cb"),
         ("CLOSESOCKETFUNCTION", "closesocket_cb"),
+        ("SSH_KEYFUNCTION", "ssh_key_cb"), ("SSH_HOSTKEYFUNCTION", "ssh_hostkey_cb"),
+        ("PREREQFUNCTION", "prereq_cb"), ("TRAILERFUNCTION", "trailer_cb"),
+        ("RESOLVER_START_FUNCTION", "resolver_start_cb"), ("FNMATCH_FUNCTION", "fnmatch_cb"),
+        ("HSTSREADFUNCTION", "hstsread_cb"), ("HSTSWRITEFUNCTION", "hstswrite_cb"),
     ] if name in CONSTANTS
 }
 # File-object options: (the *FUNCTION they fill, the method of the file used).
