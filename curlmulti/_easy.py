@@ -6,7 +6,8 @@ import threading
 import weakref
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
-from ._constants import CONSTANTS, option_name
+from . import _deprecations
+from ._constants import ALL_CONSTANTS, CONSTANTS, option_name
 from ._curl import ffi, lib
 from ._sinks import _Sink
 from ._share import CurlShare
@@ -91,12 +92,14 @@ _POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
 _HTTPPOST = _opt("HTTPPOST")
 _MIMEPOST = _opt("MIMEPOST")
 # Options whose pointer curlmulti itself owns.
-_RESERVED = {_opt(n) for n in (
+_RESERVED = {ALL_CONSTANTS.get(n, -1) for n in (
     "PRIVATE", "ERRORBUFFER", "WRITEDATA", "HEADERDATA", "READDATA", "XFERINFODATA",
     "PROGRESSDATA", "DEBUGDATA", "SEEKDATA", "IOCTLDATA", "SOCKOPTDATA",
     "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "MIMEPOST",
 )} - {-1}
 _SHARE = _opt("SHARE")
+_DEPRECATED_SETOPT = _deprecations.SETOPT
+_DEPRECATED_GETINFO = _deprecations.GETINFO
 
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
@@ -570,6 +573,8 @@ class Curl(Owned):
         ``use_memoryview=True`` (WRITEFUNCTION and HEADERFUNCTION only), the
         callback receives a read-only memoryview of libcurl's buffer instead
         of bytes, valid until it returns."""
+        if option in _DEPRECATED_SETOPT:
+            _deprecations.setopt(option, value, 2)
         rec = self._rec
         if rec is None:  # never initialised: _enter raises
             self._enter("setopt")
@@ -656,6 +661,8 @@ class Curl(Owned):
     def setopt_string(self, option, value):
         """Set a string option (libcurl copies it) without the per-option
         rules of setopt(); only options libcurl lists as strings."""
+        if option in _DEPRECATED_SETOPT:
+            _deprecations.setopt(option, value, 2)
         lock, h = self._enter("setopt_string")
         try:
             if _option_kind(option) != _STRING:
@@ -829,6 +836,8 @@ class Curl(Owned):
     def _getinfo(self, info, raw, method):
         if not isinstance(info, int):
             raise TypeError("info must be an int, not %s" % type(info).__name__)
+        if info in _DEPRECATED_GETINFO:
+            _deprecations.warn(_DEPRECATED_GETINFO[info], 3)
         if info == _INFO_PRIVATE:
             raise ValueError("INFO_PRIVATE is reserved by curlmulti")
         lock, h = self._enter(method, mutating=False)

@@ -51,7 +51,7 @@ from the multi call."""
 import threading
 import weakref
 
-from . import _callbacks
+from . import _callbacks, _deprecations
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._easy import Curl
@@ -632,7 +632,9 @@ class CurlMulti(Owned):
             lock.release()
 
     def socket_all(self):
-        """``curl_multi_socket_all`` -> ``(0, running)``."""
+        """``curl_multi_socket_all`` -> ``(0, running)``.  Deprecated (as in
+        pycurl): use socket_action()."""
+        _deprecations.warn("socket_all is deprecated; use socket_action", 2)
         rec = self._rec
         code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
         try:

@@ -475,3 +475,171 @@ def test_hsts_write_callback_done_stops_the_iteration(hsts_server):
     c.close()
     assert len(calls) == 1 and calls[0].total == 3
 
+
+
+# -- SSH_KEYFUNCTION / SSH_HOSTKEYFUNCTION -------------------------------------------------
+
+class SshServer:
+    """paramiko serving SFTP (read-only, from a directory) to user "u" with
+    password "p", with a fresh ECDSA host key (``.host_key``)."""
+
+    def __init__(self, root):
+        import paramiko
+
+        self.root = str(root)
+        self.host_key = paramiko.ECDSAKey.generate()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.transports = []
+        self.thread = threading.Thread(target=self._run, args=(paramiko,), daemon=True)
+        self.thread.start()
+
+    def _run(self, paramiko):
+        root = self.root
+
+        class Server(paramiko.ServerInterface):
+            def get_allowed_auths(self, username):
+                return "password"
+
+            def check_auth_password(self, username, password):
+                ok = (username, password) == ("u", "p")
+                return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+            def check_channel_request(self, kind, chanid):
+                return paramiko.OPEN_SUCCEEDED if kind == "session" else \
+                    paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+        class Handle(paramiko.SFTPHandle):
+            pass
+
+        class Files(paramiko.SFTPServerInterface):
+            def _path(self, path):
+                return os.path.join(root, os.path.basename(path))
+
+            def stat(self, path):
+                try:
+                    return paramiko.SFTPAttributes.from_stat(os.stat(self._path(path)))
+                except OSError as e:
+                    return paramiko.SFTPServer.convert_errno(e.errno)
+
+            lstat = stat
+
+            def open(self, path, flags, attr):
+                try:
+                    f = open(self._path(path), "rb")
+                except OSError as e:
+                    return paramiko.SFTPServer.convert_errno(e.errno)
+                handle = Handle(flags)
+                handle.filename = self._path(path)
+                handle.readfile = f
+                return handle
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            t = paramiko.Transport(conn)
+            t.add_server_key(self.host_key)
+            t.set_subsystem_handler("sftp", paramiko.SFTPServer, Files)
+            self.transports.append(t)
+            try:
+                t.start_server(server=Server())
+            except (paramiko.SSHException, EOFError, OSError):
+                pass
+
+    def url(self, name):
+        return "sftp://127.0.0.1:%d/%s" % (self.port, name)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.sock.close()
+        for t in self.transports:
+            t.close()
+
+
+@pytest.fixture
+def ssh_server(tmp_path):
+    pytest.importorskip("paramiko")
+    if "sftp" not in E.version_info()[8]:
+        pytest.skip("libcurl built without SFTP")
+    (tmp_path / "hello.txt").write_bytes(b"hello over sftp\n")
+    server = SshServer(tmp_path)
+    yield server
+    server.close()
+
+
+def _sftp(c, ssh_server, tmp_path, user="u:p"):
+    c.setopt(c.URL, ssh_server.url("hello.txt"))
+    c.setopt(c.USERPWD, user)
+    c.setopt(c.SSH_AUTH_TYPES, c.SSH_AUTH_PASSWORD)
+    known = tmp_path / "known_hosts"
+    known.write_bytes(b"")
+    c.setopt(c.SSH_KNOWNHOSTS, str(known))
+
+
+def test_ssh_key_callback(ssh_server, tmp_path):
+    calls = []
+
+    def check(known_key, found_key, match):
+        calls.append((known_key, found_key, match))
+        return E.KHSTAT_FINE
+
+    c = Curl()
+    _sftp(c, ssh_server, tmp_path)
+    c.setopt(c.SSH_KEYFUNCTION, check)
+    assert c.perform_rb() == b"hello over sftp\n"
+    assert len(calls) == 1
+    known_key, found_key, match = calls[0]
+    assert known_key is None and match == E.KHMATCH_MISSING
+    assert isinstance(found_key, E.KhKey)
+    assert found_key.key == ssh_server.host_key.asbytes()
+    assert found_key.keytype == E.KHTYPE_ECDSA
+    c.close()
+
+
+@pytest.mark.parametrize("result, exc_type", [
+    (E.KHSTAT_REJECT, None), (Boom("ssh key"), Boom), (None, TypeError), ("fine", TypeError)])
+def test_ssh_key_callback_rejects(ssh_server, tmp_path, result, exc_type):
+    c = Curl()
+    _sftp(c, ssh_server, tmp_path)
+    c.setopt(c.SSH_KEYFUNCTION, _raiser(result) if isinstance(result, Exception) else lambda *a: result)
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
+    if exc_type is None:
+        assert ei.value.__cause__ is None
+    else:
+        assert isinstance(ei.value.__cause__, exc_type)
+    c.close()
+
+
+@needs("SSH_HOSTKEYFUNCTION")
+def test_ssh_hostkey_callback(ssh_server, tmp_path):
+    calls = []
+    c = Curl()
+    _sftp(c, ssh_server, tmp_path)
+    c.setopt(c.SSH_HOSTKEYFUNCTION, lambda keytype, key: calls.append((keytype, key)) or E.KHMATCH_OK)
+    assert c.perform_rb() == b"hello over sftp\n"
+    assert calls == [(E.KHTYPE_ECDSA, ssh_server.host_key.asbytes())]
+    c.close()
+
+
+@needs("SSH_HOSTKEYFUNCTION")
+@pytest.mark.parametrize("result, exc_type", [
+    (E.KHMATCH_MISMATCH, None), (Boom("hostkey"), Boom), (None, TypeError)])
+def test_ssh_hostkey_callback_rejects(ssh_server, tmp_path, result, exc_type):
+    c = Curl()
+    _sftp(c, ssh_server, tmp_path)
+    c.setopt(c.SSH_HOSTKEYFUNCTION, _raiser(result) if isinstance(result, Exception) else lambda *a: result)
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
+    assert (ei.value.__cause__ is None) if exc_type is None else isinstance(ei.value.__cause__, exc_type)
+    c.close()
