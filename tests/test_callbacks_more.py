@@ -643,3 +643,43 @@ def test_ssh_hostkey_callback_rejects(ssh_server, tmp_path, result, exc_type):
     assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
     assert (ei.value.__cause__ is None) if exc_type is None else isinstance(ei.value.__cause__, exc_type)
     c.close()
+
+
+# -- copies, unsetting, dropping ---------------------------------------------------------
+
+@needs("PREREQFUNCTION")
+def test_duphandle_and_unsetopt(httpbin):
+    calls = []
+    c = Curl()
+    c.setopt(c.URL, httpbin("/get"))
+    c.setopt(c.PREREQFUNCTION, lambda *args: calls.append("prereq") or 0)
+    c.setopt(c.RESOLVER_START_FUNCTION, lambda: calls.append("resolve"))
+    d = c.duphandle()
+    c.close()
+    assert d.perform_rb()
+    assert calls == ["resolve", "prereq"]
+    d.unsetopt(d.PREREQFUNCTION)
+    d.setopt(d.RESOLVER_START_FUNCTION, None)
+    d.setopt(d.FRESH_CONNECT, 1)
+    assert d.perform_rb()
+    assert calls == ["resolve", "prereq"]
+    d.close()
+
+
+@needs("HSTSWRITEFUNCTION")
+def test_hsts_write_callback_of_a_dropped_curl(hsts_server):
+    """A Curl freed without close(): libcurl saves its cache with the
+    callback removed first (the object it would get is gone)."""
+    import gc
+    import weakref
+    saved = []
+    c = Curl()
+    hsts_server.setup(c)
+    c.setopt(c.HSTSWRITEFUNCTION, lambda entry, index: saved.append(entry))
+    assert c.perform_rb() == b"ok"
+    ref = weakref.ref(c)
+    del c
+    for _ in range(3):
+        gc.collect()
+    assert ref() is None
+    assert saved == []
