@@ -7,6 +7,7 @@ size/speed infos (their ``*_T`` forms are not deprecated), and
 ``CurlMulti.socket_all()``.  Unsetting (a None value, ``unsetopt``) does not
 warn.  Each warning points at the line that called curlmulti."""
 
+import sys
 import warnings
 
 from ._constants import CONSTANTS
@@ -40,13 +41,24 @@ GETINFO = {CONSTANTS[name]: "getinfo option is deprecated: " + name
            for name in _GETINFO if name in CONSTANTS}
 
 
-def setopt(option, value, stacklevel):
+def setopt(option, value):
     """Warn if setting option to value is deprecated."""
     message, applies = SETOPT[option]
     if applies(value):
-        warn(message, stacklevel + 1)
+        warn(message)
 
 
-def warn(message, stacklevel):
-    """``stacklevel`` counts from the caller of warn(), as warnings.warn's."""
-    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel + 1)
+def warn(message):
+    """A DeprecationWarning attributed to the first caller outside
+    curlmulti (Curl.setopt called by the request protocol's handle, or by
+    the user directly: the user's line either way)."""
+    frame = sys._getframe(0)
+    level = 1
+    while frame is not None and _ours(frame.f_globals.get("__name__", "")):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+def _ours(module):
+    return module == "curlmulti" or module.startswith("curlmulti.")

@@ -574,7 +574,7 @@ class Curl(Owned):
         callback receives a read-only memoryview of libcurl's buffer instead
         of bytes, valid until it returns."""
         if option in _DEPRECATED_SETOPT:
-            _deprecations.setopt(option, value, 2)
+            _deprecations.setopt(option, value)
         rec = self._rec
         if rec is None:  # never initialised: _enter raises
             self._enter("setopt")
@@ -662,7 +662,7 @@ class Curl(Owned):
         """Set a string option (libcurl copies it) without the per-option
         rules of setopt(); only options libcurl lists as strings."""
         if option in _DEPRECATED_SETOPT:
-            _deprecations.setopt(option, value, 2)
+            _deprecations.setopt(option, value)
         lock, h = self._enter("setopt_string")
         try:
             if _option_kind(option) != _STRING:
@@ -837,7 +837,7 @@ class Curl(Owned):
         if not isinstance(info, int):
             raise TypeError("info must be an int, not %s" % type(info).__name__)
         if info in _DEPRECATED_GETINFO:
-            _deprecations.warn(_DEPRECATED_GETINFO[info], 3)
+            _deprecations.warn(_DEPRECATED_GETINFO[info])
         if info == _INFO_PRIVATE:
             raise ValueError("INFO_PRIVATE is reserved by curlmulti")
         lock, h = self._enter(method, mutating=False)

@@ -634,7 +634,7 @@ class CurlMulti(Owned):
     def socket_all(self):
         """``curl_multi_socket_all`` -> ``(0, running)``.  Deprecated (as in
         pycurl): use socket_action()."""
-        _deprecations.warn("socket_all is deprecated; use socket_action", 2)
+        _deprecations.warn("socket_all is deprecated; use socket_action")
         rec = self._rec
         code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
         try:

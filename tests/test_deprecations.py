@@ -119,3 +119,16 @@ def test_wrong_type_gets_only_the_error(name, value):
         with pytest.raises(TypeError):
             c.setopt(getattr(E, name), value)
     c.close()
+
+
+def test_warning_through_the_request_protocol_points_at_the_user():
+    """configure_handle(handle) sets options through the library's
+    ConfigHandle: the warning still names the user's line."""
+    from curlmulti._request import ConfigHandle
+    c = Curl()
+    handle = ConfigHandle(c, None)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        handle.setopt(E.IOCTLFUNCTION, lambda cmd: 0); line = _line()  # noqa: E702
+    assert _one_warning(record, "IOCTLFUNCTION is deprecated").lineno == line
+    c.close()
