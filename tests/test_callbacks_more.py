@@ -683,3 +683,41 @@ def test_hsts_write_callback_of_a_dropped_curl(hsts_server):
         gc.collect()
     assert ref() is None
     assert saved == []
+
+
+# -- OPENSOCKETFUNCTION's address ----------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["inet", "inet6", "unix"])
+def test_opensocket_address_is_a_curlsockaddr(tmp_path, family):
+    """The address as the socket module spells it; the callback declines
+    (SOCKET_BAD), so nothing needs to listen."""
+    if family == "inet6" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    seen = []
+
+    def opensocket(purpose, address):
+        seen.append((purpose, address))
+        return E.SOCKET_BAD
+
+    c = Curl()
+    if family == "unix":
+        path = str(tmp_path / "nobody.sock")
+        c.setopt(c.UNIX_SOCKET_PATH, path)
+        c.setopt(c.URL, "http://localhost/")
+    else:
+        c.setopt(c.URL, "http://127.0.0.1:9/" if family == "inet" else "http://[::1]:9/")
+    c.setopt(c.OPENSOCKETFUNCTION, opensocket)
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_COULDNT_CONNECT and ei.value.__cause__ is None
+    purpose, address = seen[0]
+    assert purpose == E.SOCKTYPE_IPCXN
+    assert isinstance(address, E.CurlSockAddr)
+    assert address.socktype & socket.SOCK_STREAM
+    if family == "inet":
+        assert address.family == socket.AF_INET and address.addr == ("127.0.0.1", 9)
+    elif family == "inet6":
+        assert address.family == socket.AF_INET6 and address.addr == ("::1", 9, 0, 0)
+    else:
+        assert address.family == socket.AF_UNIX and address.addr == path.encode()
+    c.close()
