@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__  # noqa: F401  (the one place it is written)
 from . import _buildcheck  # noqa: F401  (first: a stale compiled _curl fails here, saying so)
 from ._constants import CONSTANTS as _CONSTANTS
+from ._cbtypes import CurlSockAddr, HstsEntry, HstsIndex, KhKey
 from ._easy import Curl
 from ._multi import CurlMulti
 from ._share import CurlShare
@@ -27,6 +28,6 @@ __all__ = [
     "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
-    "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB",
+    "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB", "CurlSockAddr", "KhKey", "HstsEntry", "HstsIndex",
 ]
 __all__ += sorted(_CONSTANTS)  # apart, so that type checkers read the list above

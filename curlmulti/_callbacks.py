@@ -28,13 +28,14 @@ How a callback travels:
    by the call that ran libcurl.
 """
 
-import collections
+import datetime as _datetime
 import os
 import socket
 import struct
 import sys
 from threading import get_ident
 
+from ._cbtypes import CurlSockAddr, HstsEntry, HstsIndex, KhKey
 from ._curl import ffi, lib
 
 SIZE_MAX = int(ffi.cast("size_t", -1))
@@ -50,8 +51,6 @@ SOCKET_BAD = -1
 READFUNC_ABORT = lib.CURL_READFUNC_ABORT
 READFUNC_PAUSE = lib.CURL_READFUNC_PAUSE
 
-# The address an OPENSOCKETFUNCTION receives, as pycurl passes it.
-CurlSockAddr = collections.namedtuple("CurlSockAddr", "family socktype protocol addr")
 
 
 # PyPy runs a pending signal handler (Ctrl-C's KeyboardInterrupt) only at
@@ -389,3 +388,167 @@ def cm_timer_cb(_m, timeout_ms, userdata):
 
 class MultiCallbackAbort(Exception):
     """A socket or timer callback returned -1: the cause of the call's error."""
+
+
+# -- The callbacks pycurl 7.49 added: SSH keys, PREREQ, trailers, resolver
+# start, FTP wildcard matching, HSTS.  Each has libcurl's abort value as its
+# error result; their bodies convert as pycurl does (see _cbtypes.py).
+
+def _lib_const(name, default):
+    return getattr(lib, name, default)
+
+
+_KHSTAT_REJECT = _lib_const("CURLKHSTAT_REJECT", 3)
+_KHMATCH_MISMATCH = _lib_const("CURLKHMATCH_MISMATCH", 1)
+_PREREQFUNC_ABORT = _lib_const("CURL_PREREQFUNC_ABORT", 1)
+_TRAILERFUNC_OK = _lib_const("CURL_TRAILERFUNC_OK", 0)
+_TRAILERFUNC_ABORT = _lib_const("CURL_TRAILERFUNC_ABORT", 1)
+_FNMATCHFUNC_FAIL = _lib_const("CURL_FNMATCHFUNC_FAIL", 2)
+_STS_OK = _lib_const("CURLSTS_OK", 0)
+_STS_DONE = _lib_const("CURLSTS_DONE", 1)
+_STS_FAIL = _lib_const("CURLSTS_FAIL", 2)
+_HSTS_FORMAT = "%Y%m%d %H:%M:%S"  # libcurl's expire stamp, in UTC
+
+
+def _strict_int(result, what):
+    """A result that must be an int (no None default), as pycurl requires."""
+    if not isinstance(result, int):
+        raise TypeError("%s callback must return an int, not %s" % (what, type(result).__name__))
+    if not _INT_MIN <= result <= _INT_MAX:
+        raise OverflowError("%s callback returned %d, out of range of a C int" % (what, result))
+    return result
+
+
+def _khkey(key):
+    if key == ffi.NULL:
+        return None
+    if key.key == ffi.NULL:
+        data = None
+    elif key.len:
+        data = ffi.unpack(key.key, key.len)  # raw key
+    else:
+        data = ffi.string(key.key)           # base64, NUL-terminated
+    return KhKey(data, lib.cm_khkey_keytype(key))
+
+
+@_trampoline(_KHSTAT_REJECT, 3)
+def cm_ssh_key_cb(curl, known, found, match, _):
+    return _strict_int(curl.ssh_key_cb(_khkey(known), _khkey(found), match), "ssh key")
+
+
+@_trampoline(_KHMATCH_MISMATCH, 0)
+def cm_ssh_hostkey_cb(curl, _, keytype, key, keylen):
+    return _strict_int(curl.ssh_hostkey_cb(keytype, ffi.unpack(key, keylen)), "ssh hostkey")
+
+
+def _c_text(ptr):
+    return ffi.string(ptr).decode("utf-8", "surrogateescape") if ptr != ffi.NULL else ""
+
+
+@_trampoline(_PREREQFUNC_ABORT, 0)
+def cm_prereq_cb(curl, _, primary_ip, local_ip, primary_port, local_port):
+    result = curl.prereq_cb(_c_text(primary_ip), _c_text(local_ip), primary_port, local_port)
+    return _strict_int(result, "prereq")
+
+
+@_trampoline(_TRAILERFUNC_ABORT, 1)
+def cm_trailer_cb(curl, list_p, _):
+    result = curl.trailer_cb()
+    if result is None:
+        return _TRAILERFUNC_OK
+    if not isinstance(result, (list, tuple)):
+        raise TypeError("trailer callback must return None or a list or tuple of header "
+                        "strings, not %s" % type(result).__name__)
+    head = ffi.NULL
+    try:
+        for item in result:
+            if isinstance(item, str):
+                item = item.encode("ascii")  # as HTTPHEADER: UnicodeEncodeError otherwise
+            elif not isinstance(item, bytes):
+                raise TypeError("trailer callback: each header must be str or bytes, not %s"
+                                % type(item).__name__)
+            if b"\0" in item:
+                raise ValueError("trailer callback: a header contains a NUL byte")
+            nxt = lib.curl_slist_append(head, item)
+            if nxt == ffi.NULL:
+                raise MemoryError("curl_slist_append failed")
+            head = nxt
+    except BaseException:
+        if head != ffi.NULL:
+            lib.curl_slist_free_all(head)
+        raise
+    list_p[0] = head  # libcurl frees it
+    return _TRAILERFUNC_OK
+
+
+@_trampoline(1, 2)
+def cm_resolver_start_cb(curl, _state, _reserved, _):
+    result = curl.resolver_start_cb()
+    return 0 if result is None else _strict_int(result, "resolver start")
+
+
+@_trampoline(_FNMATCHFUNC_FAIL, 0)
+def cm_fnmatch_cb(curl, _, pattern, string):
+    return _strict_int(curl.fnmatch_cb(ffi.string(pattern), ffi.string(string)), "fnmatch")
+
+
+def _hsts_expire(stamp):
+    """libcurl's stamp as an aware UTC datetime; None when it never expires."""
+    if not stamp or stamp == b"unlimited":
+        return None
+    when = _datetime.datetime.strptime(stamp.decode("ascii"), _HSTS_FORMAT)
+    return when.replace(tzinfo=_datetime.timezone.utc)
+
+
+def _hsts_stamp(expire):
+    if expire is None:
+        return b""  # never expires
+    if not isinstance(expire, _datetime.datetime):
+        raise TypeError("hstsread callback: expire must be a datetime or None, not %s"
+                        % type(expire).__name__)
+    if expire.tzinfo is not None:
+        expire = expire.astimezone(_datetime.timezone.utc)
+    stamp = expire.strftime(_HSTS_FORMAT).encode("ascii")
+    if len(stamp) >= 18:
+        raise ValueError("hstsread callback: expire %r does not fit libcurl's stamp" % (expire,))
+    return stamp
+
+
+@_trampoline(_STS_FAIL, 1)
+def cm_hstsread_cb(curl, entry, _):
+    result = curl.hstsread_cb()
+    if result is None:
+        return _STS_DONE
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise TypeError("hstsread callback must return None or a 3-tuple (host, expire, "
+                        "include_subdomains), not %s" % type(result).__name__)
+    host, expire, include = result
+    if isinstance(host, str):
+        host = host.encode("ascii")
+    elif not isinstance(host, bytes):
+        raise TypeError("hstsread callback: host must be str or bytes, not %s" % type(host).__name__)
+    if not host or b"\0" in host:
+        raise ValueError("hstsread callback: host must be a non-empty name without NUL bytes")
+    if len(host) > entry.namelen:
+        raise ValueError("hstsread callback: host is %d bytes, libcurl takes at most %d"
+                         % (len(host), entry.namelen))
+    stamp = _hsts_stamp(expire)
+    ffi.memmove(entry.expire, stamp + b"\0", len(stamp) + 1)
+    entry.include_subdomains = 1 if include else 0
+    ffi.memmove(entry.name, host + b"\0", len(host) + 1)
+    entry.namelen = len(host)
+    return _STS_OK
+
+
+@_trampoline(_STS_FAIL, 3)
+def cm_hstswrite_cb(curl, entry, index, total, _):
+    host = ffi.unpack(entry.name, entry.namelen)
+    record = HstsEntry(host, _hsts_expire(ffi.string(entry.expire)), bool(entry.include_subdomains))
+    result = curl.hstswrite_cb(record, HstsIndex(index, total))
+    if result is None:
+        return _STS_OK
+    result = _strict_int(result, "hstswrite")
+    if not 0 <= result <= _STS_FAIL:
+        raise ValueError("hstswrite callback returned %d: not CURLSTS_OK, CURLSTS_DONE or CURLSTS_FAIL"
+                         % result)
+    return result

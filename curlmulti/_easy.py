@@ -7,7 +7,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
-from ._constants import CONSTANTS, option_name
+from . import _deprecations
+from ._constants import ALL_CONSTANTS, CONSTANTS, option_name
 from ._curl import ffi, lib
 from ._sinks import _Sink
 from ._share import CurlShare
@@ -73,6 +74,10 @@ _CALLBACK_ATTRS = {
         ("SEEKFUNCTION", "seek_cb"), ("IOCTLFUNCTION", "ioctl_cb"),
         ("SOCKOPTFUNCTION", "sockopt_cb"), ("OPENSOCKETFUNCTION", "opensocket_cb"),
         ("CLOSESOCKETFUNCTION", "closesocket_cb"),
+        ("SSH_KEYFUNCTION", "ssh_key_cb"), ("SSH_HOSTKEYFUNCTION", "ssh_hostkey_cb"),
+        ("PREREQFUNCTION", "prereq_cb"), ("TRAILERFUNCTION", "trailer_cb"),
+        ("RESOLVER_START_FUNCTION", "resolver_start_cb"), ("FNMATCH_FUNCTION", "fnmatch_cb"),
+        ("HSTSREADFUNCTION", "hstsread_cb"), ("HSTSWRITEFUNCTION", "hstswrite_cb"),
     ] if name in CONSTANTS
 }
 # File-object options: (the *FUNCTION they fill, the method of the file used).
@@ -92,12 +97,14 @@ _POSTFIELDSIZE_LARGE = _opt("POSTFIELDSIZE_LARGE")
 _HTTPPOST = _opt("HTTPPOST")
 _MIMEPOST = _opt("MIMEPOST")
 # Options whose pointer curlmulti itself owns.
-_RESERVED = {_opt(n) for n in (
+_RESERVED = {ALL_CONSTANTS.get(n, -1) for n in (
     "PRIVATE", "ERRORBUFFER", "WRITEDATA", "HEADERDATA", "READDATA", "XFERINFODATA",
     "PROGRESSDATA", "DEBUGDATA", "SEEKDATA", "IOCTLDATA", "SOCKOPTDATA",
     "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "MIMEPOST",
 )} - {-1}
 _SHARE = _opt("SHARE")
+_DEPRECATED_SETOPT = _deprecations.SETOPT
+_DEPRECATED_GETINFO = _deprecations.GETINFO
 
 # setopt(option, None) unsets only what pycurl 7.49's does (anything else is a
 # TypeError there); unsetopt() itself also resets other string options.
@@ -623,6 +630,8 @@ class Curl(Owned):
         ``use_memoryview=True`` (WRITEFUNCTION and HEADERFUNCTION only), the
         callback receives a read-only memoryview of libcurl's buffer instead
         of bytes, valid until it returns."""
+        if option in _DEPRECATED_SETOPT:
+            _deprecations.setopt(option, value)
         rec = self._rec
         if rec is None:  # never initialised: _enter raises
             self._enter("setopt")
@@ -711,6 +720,8 @@ class Curl(Owned):
     def setopt_string(self, option: int, value: str) -> None:
         """Set a string option (libcurl copies it) without the per-option
         rules of setopt(); only options libcurl lists as strings."""
+        if option in _DEPRECATED_SETOPT:
+            _deprecations.setopt(option, value)
         lock, h = self._enter("setopt_string")
         try:
             if _option_kind(option) != _STRING:
@@ -889,6 +900,8 @@ class Curl(Owned):
     def _getinfo(self, info, raw, method):
         if not isinstance(info, int):
             raise TypeError("info must be an int, not %s" % type(info).__name__)
+        if info in _DEPRECATED_GETINFO:
+            _deprecations.warn(_DEPRECATED_GETINFO[info])
         if info == _INFO_PRIVATE:
             raise ValueError("INFO_PRIVATE is reserved by curlmulti")
         lock, h = self._enter(method, mutating=False)

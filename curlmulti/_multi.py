@@ -52,7 +52,7 @@ import threading
 import weakref
 from typing import Any, List, Optional, Tuple
 
-from . import _callbacks
+from . import _callbacks, _deprecations
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._easy import Curl
@@ -635,7 +635,9 @@ class CurlMulti(Owned):
             lock.release()
 
     def socket_all(self) -> Tuple[int, int]:
-        """``curl_multi_socket_all`` -> ``(0, running)``."""
+        """``curl_multi_socket_all`` -> ``(0, running)``.  Deprecated (as in
+        pycurl): use socket_action()."""
+        _deprecations.warn("socket_all is deprecated; use socket_action")
         rec = self._rec
         code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
         try:

@@ -60,10 +60,10 @@ def crawl(urls, concurrency=50, timeout=30, out=sys.stdout, err=sys.stderr):
                 queued, ok, failed = m.info_read()
                 for c in ok:
                     out.write("%d %d %s\n" % (c.getinfo(pycurl.RESPONSE_CODE),
-                                              int(c.getinfo(pycurl.SIZE_DOWNLOAD)), c.url))
+                                              int(c.getinfo(pycurl.SIZE_DOWNLOAD_T)), c.url))
                 for c, errno, errmsg in failed:
                     failures += 1
-                    out.write("0 %d %s\n" % (int(c.getinfo(pycurl.SIZE_DOWNLOAD)), c.url))
+                    out.write("0 %d %s\n" % (int(c.getinfo(pycurl.SIZE_DOWNLOAD_T)), c.url))
                     err.write("%s: error %d: %s\n" % (c.url, errno, errmsg))
                 for c in ok + [f[0] for f in failed]:
                     m.remove_handle(c)

@@ -5,6 +5,7 @@ against the local servers of conftest.py.
 Callbacks are in test_callbacks.py, failures in test_errors.py, lifetimes
 and leaks in test_leaks.py."""
 
+import ctypes
 import errno
 import gc
 import io
@@ -69,11 +70,15 @@ def test_long_and_bool_options(httpbin):
     c.close()
 
 
-def test_unsigned_bitmask_option(httpbin):
-    # HTTPAUTH_ANY is ~CURLAUTH_DIGEST_IE: above LONG_MAX as a Python int.
-    assert curlmulti.HTTPAUTH_ANY > 0
-    c, body = fetch(httpbin("/basic-auth/user/secret"), HTTPAUTH=curlmulti.HTTPAUTH_ANY,
-                    USERPWD="user:secret")
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_unsigned_bitmask_option(httpbin, unsigned):
+    # HTTPAUTH_ANY is ~CURLAUTH_DIGEST_IE: negative as a C long (as in
+    # pycurl); its unsigned form, above LONG_MAX, is taken too.
+    value = curlmulti.HTTPAUTH_ANY
+    assert value < 0
+    if unsigned:
+        value += 1 << (8 * ctypes.sizeof(ctypes.c_long))
+    c, body = fetch(httpbin("/basic-auth/user/secret"), HTTPAUTH=value, USERPWD="user:secret")
     assert c.getinfo(c.RESPONSE_CODE) == 200
     assert json.loads(body.decode())["authenticated"] is True
     c.close()

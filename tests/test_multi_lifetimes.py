@@ -14,6 +14,7 @@ import itertools
 import os
 import sys
 import time
+import warnings
 import weakref
 
 SCENARIOS = {}
@@ -657,6 +658,7 @@ def reset_and_httppost_refused_while_attached(pycurl, url):
     """libcurl's reset frees the state of a transfer in flight, and a form set
     mid-transfer would change the body being sent: both are refused while the
     handle is attached, and work again once it is removed."""
+    warnings.simplefilter("ignore", DeprecationWarning)  # HTTPPOST, deprecated as in pycurl
     part = bytes(range(256)) * (64 << 10)            # 16 MiB
     m = pycurl.CurlMulti()
     out = io.BytesIO()

@@ -19,6 +19,21 @@ extern "Python" curl_socket_t cm_opensocket_cb(void *userdata, curlsocktype purp
                                                struct curl_sockaddr *address);
 extern "Python" int cm_closesocket_cb(void *userdata, curl_socket_t item);
 
+/* Through C wrappers in shims.c (libcurl passes an enum, a bit-field, or
+ * a list to clear first). */
+extern "Python" int cm_ssh_key_cb(const struct curl_khkey *known, const struct curl_khkey *found,
+                                  int match, void *userdata);
+extern "Python" int cm_hstsread_cb(struct cm_hsts *entry, void *userdata);
+extern "Python" int cm_hstswrite_cb(struct cm_hsts *entry, size_t index, size_t total,
+                                    void *userdata);
+extern "Python" int cm_trailer_cb(struct curl_slist **list, void *userdata);
+/* Installed as they are (each only if the libcurl built against has it). */
+extern "Python" int cm_ssh_hostkey_cb(void *userdata, int keytype, const char *key, size_t keylen);
+extern "Python" int cm_prereq_cb(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+                                 int conn_primary_port, int conn_local_port);
+extern "Python" int cm_resolver_start_cb(void *resolver_state, void *reserved, void *userdata);
+extern "Python" int cm_fnmatch_cb(void *userdata, const char *pattern, const char *string);
+
 extern "Python" int cm_socket_cb(CURL *easy, curl_socket_t s, int what, void *userdata,
                                  void *socketp);
 extern "Python" int cm_timer_cb(CURLM *multi, long timeout_ms, void *userdata);

@@ -13,6 +13,22 @@
 #error "curlmulti needs libcurl 7.73.0 or newer"
 #endif
 
+/* The callbacks libcurl gained after 7.73, each present in this build only
+ * if the headers have it (CM_HAS_* is 0 otherwise, and setopt of the
+ * option is CURLE_UNKNOWN_OPTION). */
+#define CM_HAS_HSTS (LIBCURL_VERSION_NUM >= 0x074a00)          /* 7.74.0 */
+#define CM_HAS_PREREQ (LIBCURL_VERSION_NUM >= 0x075000)        /* 7.80.0 */
+#define CM_HAS_SSH_HOSTKEY (LIBCURL_VERSION_NUM >= 0x075400)   /* 7.84.0 */
+
+/* An HSTS entry as the Python trampolines see it: libcurl's
+ * struct curl_hstsentry has a bit-field, copied to and from this. */
+struct cm_hsts {
+    char *name;
+    size_t namelen;
+    int include_subdomains;
+    char expire[18];
+};
+
 static size_t cm_write_cb(char *, size_t, size_t, void *);
 static size_t cm_header_cb(char *, size_t, size_t, void *);
 static size_t cm_read_cb(char *, size_t, size_t, void *);
@@ -24,6 +40,14 @@ static int cm_ioctl_cb(CURL *, int, void *);
 static int cm_sockopt_cb(void *, curl_socket_t, curlsocktype);
 static curl_socket_t cm_opensocket_cb(void *, curlsocktype, struct curl_sockaddr *);
 static int cm_closesocket_cb(void *, curl_socket_t);
+static int cm_ssh_key_cb(const struct curl_khkey *, const struct curl_khkey *, int, void *);
+static int cm_ssh_hostkey_cb(void *, int, const char *, size_t);
+static int cm_prereq_cb(void *, char *, char *, int, int);
+static int cm_trailer_cb(struct curl_slist **, void *);
+static int cm_resolver_start_cb(void *, void *, void *);
+static int cm_fnmatch_cb(void *, const char *, const char *);
+static int cm_hstsread_cb(struct cm_hsts *, void *);
+static int cm_hstswrite_cb(struct cm_hsts *, size_t, size_t, void *);
 static int cm_socket_cb(CURL *, curl_socket_t, int, void *, void *);
 static int cm_timer_cb(CURLM *, long, void *);
 
@@ -80,6 +104,61 @@ static CURLcode cm_easy_set_pair(CURL *h, CURLoption fopt, void *func,
     return rc;
 }
 
+/* C wrappers with libcurl's exact prototypes, for the callbacks whose
+ * arguments are enums or bit-fields. */
+static int cm_ssh_key_c(CURL *easy, const struct curl_khkey *known,
+                        const struct curl_khkey *found, enum curl_khmatch match, void *owner)
+{
+    (void)easy;
+    return cm_ssh_key_cb(known, found, (int)match, owner);
+}
+
+/* The list starts empty whatever the trampoline does (an exception raised
+ * on its entry returns before its first line). */
+static int cm_trailer_c(struct curl_slist **list, void *owner)
+{
+    *list = NULL;
+    return cm_trailer_cb(list, owner);
+}
+
+static int cm_khkey_keytype(const struct curl_khkey *k)
+{
+    return (int)k->keytype;
+}
+
+#if CM_HAS_HSTS
+static CURLSTScode cm_hstsread_c(CURL *easy, struct curl_hstsentry *e, void *owner)
+{
+    struct cm_hsts h;
+    int rc;
+    (void)easy;
+    memset(&h, 0, sizeof(h));
+    h.name = e->name;
+    h.namelen = e->namelen;
+    rc = cm_hstsread_cb(&h, owner);
+    if (rc == CURLSTS_OK) {
+        e->namelen = h.namelen;
+        e->includeSubDomains = h.include_subdomains ? 1 : 0;
+        memcpy(e->expire, h.expire, sizeof(e->expire));
+        e->expire[sizeof(e->expire) - 1] = '\0';
+    }
+    return (CURLSTScode)rc;
+}
+
+static CURLSTScode cm_hstswrite_c(CURL *easy, struct curl_hstsentry *e, struct curl_index *i,
+                                  void *owner)
+{
+    struct cm_hsts h;
+    (void)easy;
+    h.name = e->name;
+    h.namelen = e->namelen;
+    h.include_subdomains = e->includeSubDomains;
+    memcpy(h.expire, e->expire, sizeof(h.expire));
+    h.expire[sizeof(h.expire) - 1] = '\0';
+    return (CURLSTScode)cm_hstswrite_cb(&h, i->index, i->total, owner);
+}
+#endif
+
 static CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner)
 {
     int on = owner != NULL;
@@ -124,6 +203,36 @@ static CURLcode cm_easy_set_callback(CURL *h, CURLoption opt, void *owner)
     case CURLOPT_CLOSESOCKETFUNCTION:
         return cm_easy_set_pair(h, opt, on ? (void *)cm_closesocket_cb : NULL,
                                 CURLOPT_CLOSESOCKETDATA, owner);
+    case CURLOPT_SSH_KEYFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_ssh_key_c : NULL,
+                                CURLOPT_SSH_KEYDATA, owner);
+    case CURLOPT_TRAILERFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_trailer_c : NULL,
+                                CURLOPT_TRAILERDATA, owner);
+    case CURLOPT_RESOLVER_START_FUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_resolver_start_cb : NULL,
+                                CURLOPT_RESOLVER_START_DATA, owner);
+    case CURLOPT_FNMATCH_FUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_fnmatch_cb : NULL,
+                                CURLOPT_FNMATCH_DATA, owner);
+#if CM_HAS_HSTS
+    case CURLOPT_HSTSREADFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_hstsread_c : NULL,
+                                CURLOPT_HSTSREADDATA, owner);
+    case CURLOPT_HSTSWRITEFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_hstswrite_c : NULL,
+                                CURLOPT_HSTSWRITEDATA, owner);
+#endif
+#if CM_HAS_PREREQ
+    case CURLOPT_PREREQFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_prereq_cb : NULL,
+                                CURLOPT_PREREQDATA, owner);
+#endif
+#if CM_HAS_SSH_HOSTKEY
+    case CURLOPT_SSH_HOSTKEYFUNCTION:
+        return cm_easy_set_pair(h, opt, on ? (void *)cm_ssh_hostkey_cb : NULL,
+                                CURLOPT_SSH_HOSTKEYDATA, owner);
+#endif
     default:
         return CURLE_UNKNOWN_OPTION;
     }
@@ -138,7 +247,17 @@ static void cm_easy_quiet(CURL *h)
         CURLOPT_WRITEFUNCTION, CURLOPT_HEADERFUNCTION, CURLOPT_READFUNCTION,
         CURLOPT_XFERINFOFUNCTION, CURLOPT_PROGRESSFUNCTION, CURLOPT_DEBUGFUNCTION,
         CURLOPT_SEEKFUNCTION, CURLOPT_IOCTLFUNCTION, CURLOPT_SOCKOPTFUNCTION,
-        CURLOPT_OPENSOCKETFUNCTION,
+        CURLOPT_OPENSOCKETFUNCTION, CURLOPT_SSH_KEYFUNCTION, CURLOPT_TRAILERFUNCTION,
+        CURLOPT_RESOLVER_START_FUNCTION, CURLOPT_FNMATCH_FUNCTION,
+#if CM_HAS_HSTS
+        CURLOPT_HSTSREADFUNCTION, CURLOPT_HSTSWRITEFUNCTION,
+#endif
+#if CM_HAS_PREREQ
+        CURLOPT_PREREQFUNCTION,
+#endif
+#if CM_HAS_SSH_HOSTKEY
+        CURLOPT_SSH_HOSTKEYFUNCTION,
+#endif
     };
     size_t i;
     for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)

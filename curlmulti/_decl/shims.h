@@ -50,6 +50,9 @@ int cm_multi_select(CURLM *m, int timeout_ms);
  * 4 except) into out, at most cap entries; returns the count or -1. */
 int cm_multi_fdset(CURLM *m, int *out, int cap);
 
+/* SSH_KEYFUNCTION: the keytype (enum curl_khtype) of a key. */
+int cm_khkey_keytype(const struct curl_khkey *k);
+
 /* The address bytes of a curl_sockaddr (a struct sockaddr_*). */
 const unsigned char *cm_sockaddr_bytes(struct curl_sockaddr *a);
 

@@ -47,6 +47,22 @@ struct curl_sockaddr {
     ...;
 };
 
+/* SSH_KEYFUNCTION's keys; keytype is an enum, read by cm_khkey_keytype. */
+struct curl_khkey {
+    const char *key;
+    size_t len;
+    ...;
+};
+
+/* HSTSREADFUNCTION/HSTSWRITEFUNCTION's entry, copied from libcurl's
+ * struct curl_hstsentry (which has a bit-field) by shims.c. */
+struct cm_hsts {
+    char *name;
+    size_t namelen;
+    int include_subdomains;
+    char expire[18];
+};
+
 struct curl_waitfd {
     curl_socket_t fd;
     short events;
