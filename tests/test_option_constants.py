@@ -71,7 +71,7 @@ def test_every_exported_option_is_taken(name):
     else:
         if kind not in (_LONG, _OFF_T):  # integers are not unset (as in pycurl): set to default
             try:
-                c.setopt(option, None)
+                c.unsetopt(option)
             except error as e:  # libcurl refuses NULL for a few (PROTOCOLS_STR, TLSAUTH_TYPE)
                 assert e.args[0] == E.E_BAD_FUNCTION_ARGUMENT, (name, e.args)
     c.close()
