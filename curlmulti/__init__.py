@@ -7,6 +7,9 @@ from ._constants import CONSTANTS as _CONSTANTS
 from ._easy import Curl
 from ._multi import CurlMulti
 from ._share import CurlShare
+from ._url import CurlUrl
+from ._mime import CurlMime, CurlMimePart
+from . import _ws
 from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
 from ._request import HTTPRequest, HTTPResult
@@ -19,8 +22,13 @@ from ._globals import (COMPILE_PY_VERSION_HEX, COMPILE_SSL_LIB, global_cleanup, 
 globals().update(_CONSTANTS)
 
 __all__ = [
-    "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
+    "Curl", "CurlMulti", "CurlShare", "CurlUrl", "CurlMime", "CurlMimePart", "AsyncCurlMulti", "Stream", "ResponseHead",
+    "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
     "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB",
 ] + sorted(_CONSTANTS)
+if _ws.HAS_WS:  # only where the libcurl loaded speaks WebSockets
+    WsFrame = _ws.WsFrame
+    __all__.append("WsFrame")
+

@@ -93,6 +93,11 @@ _RESERVED = {_opt(n) for n in (
     "OPENSOCKETDATA", "CLOSESOCKETDATA", "STDERR", "MIMEPOST",
 )} - {-1}
 _SHARE = _opt("SHARE")
+# Options that take an object of another module (CURLU: _url.py, MIMEPOST:
+# _mime.py), which registers option -> (convert, refused while attached).
+# convert(value, record) returns (the pointer for libcurl, what the record
+# keeps while libcurl may use it).
+OBJECT_OPTIONS = {}
 
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
@@ -639,6 +644,13 @@ class Curl(Owned):
             data = _to_bytes(value, option)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.new("char[]", data)))
+        elif option in OBJECT_OPTIONS:
+            convert, refuse_attached = OBJECT_OPTIONS[option]
+            if refuse_attached:  # libcurl sends from it: a body in flight would change
+                rec.refuse_attached("set %s" % option_name(option))
+            ptr, kept = convert(value, rec)
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ptr))
+            rec.hold(option, kept)
         elif option == _SHARE:
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
@@ -691,6 +703,11 @@ class Curl(Owned):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
                 check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
+            rec.hold(option, None)
+        elif option in OBJECT_OPTIONS:
+            if OBJECT_OPTIONS[option][1]:
+                rec.refuse_attached("unset %s" % option_name(option))
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             rec.hold(option, None)
         elif option == _SHARE:
             if rec.share is not None:
@@ -961,6 +978,10 @@ class Curl(Owned):
             try:
                 rec2 = dup._rec
                 rec2.keep = dict(rec.keep)
+                for kept in rec2.keep.values():
+                    copied = getattr(kept, "duplicated", None)  # a MIMEPOST's callbacks
+                    if copied is not None:
+                        copied()
                 for option, attr in _CALLBACK_ATTRS.items():
                     func = getattr(rec, attr)
                     if func is not None:
