@@ -11,7 +11,8 @@
 # dependencies are all in Debian 12 itself.  On a machine without the
 # bookworm-backports suite in its apt sources, the script (as root) adds it
 # as a deb822 file signed by debian-archive-keyring, then runs apt-get update.
-set -euo pipefail
+# scripts/test.sh sources it (CURLMULTI_LIBCURL=8.14) for cm_libcurl814 and
+# cm_libcurl814_flags.
 
 # shellcheck source=scripts/_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
@@ -22,7 +23,7 @@ CM_814_LIB="$CM_814_ROOT/usr/lib/x86_64-linux-gnu"
 SUITE=bookworm-backports
 PKGS=(libcurl4 libcurl4-openssl-dev)
 
-_cm_814_flags() {
+cm_libcurl814_flags() {
     local multiarch
     multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
     CM_814_LIB="$CM_814_ROOT/usr/lib/$multiarch"
@@ -76,8 +77,9 @@ cm_libcurl814() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
     case "${1:-}" in
-        --env) cm_libcurl814 >&2; _cm_814_flags ;;
+        --env) cm_libcurl814 >&2; cm_libcurl814_flags ;;
         "") cm_libcurl814; echo "$CM_814_ROOT" ;;
         *) cm_die "usage: bash scripts/libcurl814.sh [--env]" ;;
     esac
