@@ -634,6 +634,7 @@ class Curl(Owned):
             form = _Form(h, value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, form.ptr))
             rec.hold(option, form)  # libcurl reads it at each transfer
+            rec.hold(_MIMEPOST, None)  # a CurlMime set before (the same libcurl option)
         elif option == _POSTFIELDS:
             data = _to_bytes(value, option)
             buf = ffi.new("char[]", data)
@@ -651,6 +652,8 @@ class Curl(Owned):
             ptr, kept = convert(value, rec)
             check_easy(lib.cm_easy_setopt_ptr(h, option, ptr))
             rec.hold(option, kept)
+            if option == _MIMEPOST:
+                rec.hold(_HTTPPOST, None)  # the same libcurl option
         elif option == _SHARE:
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
@@ -699,6 +702,7 @@ class Curl(Owned):
             rec.refuse_attached("unset HTTPPOST")
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, ffi.NULL))
             rec.hold(option, None)
+            rec.hold(_MIMEPOST, None)
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
@@ -709,6 +713,8 @@ class Curl(Owned):
                 rec.refuse_attached("unset %s" % option_name(option))
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             rec.hold(option, None)
+            if option == _MIMEPOST:
+                rec.hold(_HTTPPOST, None)
         elif option == _SHARE:
             if rec.share is not None:
                 rec.use_share(h, None, "unset SHARE")

@@ -10,6 +10,7 @@ import json
 import sys
 
 SCENARIOS = {}
+IS_PYPY = sys.implementation.name == "pypy"
 
 
 def scenario(func):
@@ -386,6 +387,28 @@ if pytest is not None and __name__ != "__main__":
         p.name("z")
         c.close()
         m.close()
+
+    def test_httppost_and_mimepost_replace_each_other(httpbin):
+        c = Curl()
+        c.setopt(c.URL, httpbin("/post"))
+        freed = []
+        m = CurlMime(c)
+        m.add_field("from", "mime")
+        c.setopt(c.MIMEPOST, m)
+        assert post(c)["form"] == {"from": "mime"}
+        c.setopt(c.HTTPPOST, [("from", "form")])
+        assert post(c)["form"] == {"from": "form"}
+        m.addpart().data_cb(0, lambda ud, n: b"", None, freed.append, "ud")
+        if IS_PYPY:
+            gc.collect()  # PyPy sees that c let go of m's use at its next collection
+        m.close()
+        assert freed == ["ud"]  # c let go of m when HTTPPOST replaced it: freed at once
+        m2 = CurlMime(c)
+        m2.add_field("again", "mime")
+        c.setopt(c.MIMEPOST, m2)
+        assert post(c)["form"] == {"again": "mime"}
+        c.close()
+        m2.close()
 
     def test_closed_mime_refused_clearly():
         c = Curl()
