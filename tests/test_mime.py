@@ -31,7 +31,7 @@ def collect():
 
 def _build(pycurl, url):
     c = pycurl.Curl()
-    c.setopt(pycurl.URL, url + "/post")
+    c.setopt(pycurl.URL, url + "/echo")
     c.setopt(pycurl.WRITEFUNCTION, lambda data: None)
     m = pycurl.CurlMime(c)
     freed = []
@@ -170,8 +170,8 @@ if pytest is not None and __name__ != "__main__":
     from curlmulti import Curl, CurlMime, CurlMimePart, CurlMulti, error
 
     @pytest.mark.parametrize("name", sorted(SCENARIOS))
-    def test_lifetime(httpbin, name):
-        scenarios.check(__file__, name, httpbin.url)
+    def test_lifetime(fast_server, name):
+        scenarios.check(__file__, name, fast_server.url)
 
     def post(c):
         return json.loads(c.perform_rb())
