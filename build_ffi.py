@@ -8,6 +8,9 @@ fragment per libcurl area, read in this order:
   easy.h       global and easy-handle functions
   multi.h      multi-handle functions
   share.h      share-handle constants (the CURLSH is reached through shims)
+  url.h        the URL API (CurlUrl)
+  mime.h       the MIME API beyond what HTTPPOST needs (CurlMime, objects.c)
+  ws.h         WebSockets, present or stubbed (CM_HAS_WS, objects.c)
   shims.h      typed shims over the variadic calls, and the C sinks
                (C in shims.c and sinks.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
@@ -41,7 +44,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DECL = os.path.join(HERE, "curlmulti", "_decl")
-FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "shims.h", "callbacks.h", "version.h"]
+FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "url.h", "mime.h", "ws.h", "shims.h", "callbacks.h",
+             "version.h"]
 MISSING = (
     "libcurl's development files were not found.  Install them "
     "(Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: "
@@ -140,7 +144,7 @@ def make_ffibuilder():
         "curlmulti._curl",
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
-        + _read("shims.c") + _read("sinks.c"),
+        + _read("shims.c") + _read("sinks.c") + _read("objects.c"),
         define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),

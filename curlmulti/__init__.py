@@ -10,6 +10,9 @@ from ._cbtypes import CurlSockAddr, HstsEntry, HstsIndex, KhKey
 from ._easy import Curl
 from ._multi import CurlMulti
 from ._share import CurlShare
+from ._url import CurlUrl
+from ._mime import CurlMime, CurlMimePart
+from . import _ws
 from ._async import AsyncCurlMulti
 from ._stream import ResponseHead, Stream
 from ._request import HTTPRequest, HTTPResult
@@ -25,9 +28,14 @@ if TYPE_CHECKING:  # the constants as `int`, for type checkers (generated: tools
     from ._constdecl import *  # noqa: F403
 
 __all__ = [
-    "Curl", "CurlMulti", "CurlShare", "AsyncCurlMulti", "Stream", "ResponseHead", "HTTPRequest", "HTTPResult",
+    "Curl", "CurlMulti", "CurlShare", "CurlUrl", "CurlMime", "CurlMimePart", "AsyncCurlMulti", "Stream", "ResponseHead",
+    "HTTPRequest", "HTTPResult",
     "Buffer", "FileSink", "error", "version", "version_info", "global_init", "global_cleanup",
     "easy_strerror", "multi_strerror", "share_strerror", "url_strerror",
     "COMPILE_PY_VERSION_HEX", "COMPILE_SSL_LIB", "CurlSockAddr", "KhKey", "HstsEntry", "HstsIndex",
 ]
 __all__ += sorted(_CONSTANTS)  # apart, so that type checkers read the list above
+if _ws.HAS_WS:  # only where the libcurl loaded speaks WebSockets
+    WsFrame = _ws.WsFrame
+    __all__.append("WsFrame")
+

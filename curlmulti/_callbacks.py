@@ -28,6 +28,7 @@ How a callback travels:
    by the call that ran libcurl.
 """
 
+import collections
 import datetime as _datetime
 import os
 import socket
@@ -216,7 +217,11 @@ def cm_header_cb(ptr, size, nmemb, userdata):
 @_trampoline(READFUNC_ABORT, 3)
 def cm_read_cb(curl, ptr, size, nmemb, _):
     n = size * nmemb
-    data = curl.read_cb(n)
+    return _read_result(curl.read_cb(n), ptr, n)
+
+
+def _read_result(data, ptr, n):
+    """A read callback's result copied into libcurl's buffer: its length."""
     if isinstance(data, int):
         if data in (READFUNC_ABORT, READFUNC_PAUSE):
             return data
@@ -552,3 +557,50 @@ def cm_hstswrite_cb(curl, entry, index, total, _):
         raise ValueError("hstswrite callback returned %d: not CURLSTS_OK, CURLSTS_DONE or CURLSTS_FAIL"
                          % result)
     return result
+
+
+# CurlMimePart.data_cb: the userdata is a _mime._DataSource, which holds the
+# user's read/seek/free and their userdata, and stores what they raise on
+# the record of the Curl the mime belongs to.
+@_trampoline(READFUNC_ABORT, 3)
+def cm_mime_read_cb(src, ptr, size, nitems, _):
+    n = size * nitems
+    return _read_result(src.read(src.userdata, n), ptr, n)
+
+
+@_trampoline(1, 0)  # CURL_SEEKFUNC_FAIL
+def cm_mime_seek_cb(src, _, offset, origin):
+    if src.seek is None:
+        return 2  # CURL_SEEKFUNC_CANTSEEK
+    result = src.seek(src.userdata, offset, origin)
+    if result is None:
+        return 0
+    if isinstance(result, bool) or not isinstance(result, int) or result not in (0, 1, 2):
+        raise ValueError("mime seek callback must return 0 (SEEKFUNC_OK), 1 (SEEKFUNC_FAIL), "
+                         "2 (SEEKFUNC_CANTSEEK) or None, not %r" % (result,))
+    return result
+
+
+def _free_onerror(exc_type, exc, tb):
+    _unraisable(exc, "the free callback of a CurlMimePart")
+
+
+@ffi.def_extern(onerror=_free_onerror)
+def cm_mime_free_cb(arg):
+    """libcurl let go of a part's content (the mime freed, the content
+    replaced, or a copy made by duphandle freed): the last let-go calls the
+    user's free(userdata).  Nothing can abort here, so what it raises goes
+    to sys.unraisablehook."""
+    try:
+        ffi.from_handle(arg).release()
+    except BaseException as exc:
+        _unraisable(exc, "the free callback of a CurlMimePart")
+
+
+def _unraisable(exc, what):
+    hook = getattr(sys, "unraisablehook", None)
+    if hook is None:  # pragma: no cover - every supported interpreter has it
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        return
+    args = collections.namedtuple("UnraisableHookArgs", "exc_type exc_value exc_traceback err_msg object")
+    hook(args(type(exc), exc, exc.__traceback__, "Exception ignored in " + what, None))

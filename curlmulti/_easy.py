@@ -4,7 +4,7 @@ import errno
 import io
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
 from . import _deprecations
@@ -133,6 +133,12 @@ _PAUSE_ALL = lib.CURLPAUSE_ALL
 # The User-Agent a new or reset handle sends, as pycurl sends "PycURL/<version> libcurl/...".
 _USERAGENT = _opt("USERAGENT")
 _DEFAULT_AGENT = _version.encode("ascii", "replace")
+
+# Options that take an object of another module (CURLU: _url.py, MIMEPOST:
+# _mime.py), which registers option -> (convert, refused while attached).
+# convert(value, record) returns (the pointer for libcurl, what the record
+# keeps while libcurl may use it).
+OBJECT_OPTIONS: Dict[int, Any] = {}
 
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
@@ -697,6 +703,7 @@ class Curl(Owned):
             form = _Form(h, value, option)
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, form.ptr))
             rec.hold(option, form)  # libcurl reads it at each transfer
+            rec.hold(_MIMEPOST, None)  # a CurlMime set before (the same libcurl option)
         elif option == _POSTFIELDS:
             data = _to_bytes(value, option)
             buf = ffi.new("char[]", data)
@@ -707,6 +714,15 @@ class Curl(Owned):
             data = _to_bytes(value, option)
             check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, len(data)))
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.new("char[]", data)))
+        elif option in OBJECT_OPTIONS:
+            convert, refuse_attached = OBJECT_OPTIONS[option]
+            if refuse_attached:  # libcurl sends from it: a body in flight would change
+                rec.refuse_attached("set %s" % option_name(option))
+            ptr, kept = convert(value, rec)
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ptr))
+            rec.hold(option, kept)
+            if option == _MIMEPOST:
+                rec.hold(_HTTPPOST, None)  # the same libcurl option
         elif option == _SHARE:
             if not isinstance(value, CurlShare):
                 raise TypeError("SHARE takes a CurlShare, not %s" % type(value).__name__)
@@ -757,11 +773,19 @@ class Curl(Owned):
             rec.refuse_attached("unset HTTPPOST")
             check_easy(lib.cm_easy_setopt_ptr(h, _MIMEPOST, ffi.NULL))
             rec.hold(option, None)
+            rec.hold(_MIMEPOST, None)
         elif kind in (_STRING, _SLIST, _BLOB) or option in (_POSTFIELDS, _COPYPOSTFIELDS):
             check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
             if option in (_POSTFIELDS, _COPYPOSTFIELDS):
                 check_easy(lib.cm_easy_setopt_off_t(h, _POSTFIELDSIZE_LARGE, -1))
             rec.hold(option, None)
+        elif option in OBJECT_OPTIONS:
+            if OBJECT_OPTIONS[option][1]:
+                rec.refuse_attached("unset %s" % option_name(option))
+            check_easy(lib.cm_easy_setopt_ptr(h, option, ffi.NULL))
+            rec.hold(option, None)
+            if option == _MIMEPOST:
+                rec.hold(_HTTPPOST, None)
         elif option == _SHARE:
             if rec.share is not None:
                 rec.use_share(h, None, "unset SHARE")
@@ -1053,6 +1077,10 @@ class Curl(Owned):
             try:
                 rec2 = dup._rec
                 rec2.keep = dict(rec.keep)
+                for kept in rec2.keep.values():
+                    copied = getattr(kept, "duplicated", None)  # a MIMEPOST's callbacks
+                    if copied is not None:
+                        copied()
                 for option, attr in _CALLBACK_ATTRS.items():
                     func = getattr(rec, attr)
                     if func is not None:

@@ -7,6 +7,9 @@
 #   CURLMULTI_PYTHONS=cpython bash scripts/test.sh     one interpreter (cpython, pypy)
 #   CURLMULTI_TESTS_FROM_SDIST=1 bash scripts/test.sh  the tests of the unpacked sdist
 #                                                      (the default when CI is set)
+#   CURLMULTI_LIBCURL=8.14 bash scripts/test.sh        built against Debian's backported
+#                                                      libcurl 8.14 (scripts/libcurl814.sh),
+#                                                      in venvs of their own (.venv/libcurl-8.14/)
 #
 # Each interpreter gets a venv under .venv/ (made once, test dependencies
 # reinstalled when pyproject.toml changes) with curlmulti built on every run
@@ -21,6 +24,17 @@ set -uo pipefail
 # shellcheck source=scripts/_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 trap 'echo; cm_die "interrupted"' INT
+
+case "${CURLMULTI_LIBCURL:-}" in
+    "") ;;
+    8.14)
+        # shellcheck source=scripts/libcurl814.sh
+        source "$CM_ROOT/scripts/libcurl814.sh"
+        cm_libcurl814
+        eval "$(cm_libcurl814_flags)"
+        CM_VENVS="$CM_ROOT/.venv/libcurl-8.14" ;;
+    *) cm_die "CURLMULTI_LIBCURL=$CURLMULTI_LIBCURL: only 8.14 is known (unset: the system's libcurl)" ;;
+esac
 
 read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython pypy}"
 [ ${#PYTHONS[@]} -gt 0 ] || cm_die "CURLMULTI_PYTHONS is empty"

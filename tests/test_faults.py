@@ -24,6 +24,7 @@ The codes, as observed with libcurl 7.88.1 (OpenSSL 3) on Linux:
                     response": 7.88 does not call "HTTP/1.1 2OO" a weird reply
                     (E_WEIRD_SERVER_REPLY, 8) but an unsupported one
   /garbage          E_UNSUPPORTED_PROTOCOL (1) "Received HTTP/0.9 when not allowed"
+                    (libcurl 8 also: E_WEIRD_SERVER_REPLY (8) "Invalid status line")
   /big-headers      E_RECV_ERROR (56) "Too large response headers: 307259 > 307200"
                     (7.88's cap on a response's headers is 300 KiB)
   /redirect-loop    E_TOO_MANY_REDIRECTS (47) with MAXREDIRS 5
@@ -117,7 +118,8 @@ FAULTS = [
     Kind("trickle", "/trickle", [E.E_OPERATION_TIMEDOUT], slow=True, message="too slow",
          LOW_SPEED_LIMIT=10, LOW_SPEED_TIME=1),
     Kind("bad-status", "/bad-status", [E.E_UNSUPPORTED_PROTOCOL]),
-    Kind("garbage", "/garbage", [E.E_UNSUPPORTED_PROTOCOL]),
+    # libcurl 8 may also end it as E_WEIRD_SERVER_REPLY ("Invalid status line")
+    Kind("garbage", "/garbage", [E.E_UNSUPPORTED_PROTOCOL, E.E_WEIRD_SERVER_REPLY]),
     Kind("big-headers", "/big-headers", [E.E_RECV_ERROR], message="large"),
     Kind("redirect-loop", "/redirect-loop", [E.E_TOO_MANY_REDIRECTS],
          FOLLOWLOCATION=1, MAXREDIRS=5),

@@ -37,3 +37,9 @@ extern "Python" int cm_fnmatch_cb(void *userdata, const char *pattern, const cha
 extern "Python" int cm_socket_cb(CURL *easy, curl_socket_t s, int what, void *userdata,
                                  void *socketp);
 extern "Python" int cm_timer_cb(CURLM *multi, long timeout_ms, void *userdata);
+
+/* CurlMimePart.data_cb: the userdata is the ffi.new_handle of the part's
+ * _DataSource (_mime.py). */
+extern "Python" size_t cm_mime_read_cb(char *buffer, size_t size, size_t nitems, void *arg);
+extern "Python" int cm_mime_seek_cb(void *arg, curl_off_t offset, int origin);
+extern "Python" void cm_mime_free_cb(void *arg);
