@@ -193,6 +193,27 @@ def _host_key(url):
     return parts.scheme, parts.hostname, parts.port
 
 
+# A URL that normalise_url() would return unchanged: lower-case http(s)
+# scheme and host, a port without leading zero, a path of characters that
+# need no escaping.
+_PLAIN_URL = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([1-9][0-9]{0,4}))?"
+                        r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)\Z")
+
+
+def _prepare(url):
+    """(normalised URL, host key); the common case without urlsplit()."""
+    if type(url) is str:
+        m = _PLAIN_URL.match(url)
+        if m is not None and ("%" not in url or _BAD_PERCENT.search(url) is None):
+            port = m.group(3)
+            if port is None:
+                return url, (m.group(1), m.group(2), None)
+            if int(port) <= 65535:
+                return url, (m.group(1), m.group(2), int(port))
+    url = normalise_url(url)
+    return url, _host_key(url)
+
+
 # -- responses ---------------------------------------------------------------------
 
 
@@ -304,28 +325,48 @@ class Response(object):
     None), ``content`` (the body as bytes; ``b""`` when it went to a sink),
     ``size`` (body bytes received), ``attempts`` and ``error`` (a
     ``FetchError`` when the transfer failed, else None).  ``ok``: no error
-    and a 2xx status."""
+    and a 2xx status.  The header lines are parsed when first asked for."""
 
-    __slots__ = ("request", "url", "effective_url", "status", "reason", "http_version", "headers",
-                 "history", "timings", "content", "size", "attempts", "error", "primary_ip")
+    __slots__ = ("request", "url", "effective_url", "status", "timings", "content", "size", "attempts", "error",
+                 "_lines", "_head")
 
-    def __init__(self, request, url, status=0, reason="", http_version="", headers=None, history=(),
-                 effective_url=None, timings=None, content=b"", size=0, attempts=1, error=None,
-                 primary_ip=""):
+    def __init__(self, request, url, status=0, lines=(), effective_url=None, timings=None, content=b"",
+                 size=0, attempts=1, error=None):
         self.request = request
         self.url = url
         self.effective_url = effective_url if effective_url is not None else url
         self.status = status
-        self.reason = reason
-        self.http_version = http_version
-        self.headers = headers if headers is not None else Headers()
-        self.history = list(history)
         self.timings = timings
         self.content = content
         self.size = size
         self.attempts = attempts
         self.error = error
-        self.primary_ip = primary_ip
+        self._lines = lines   # every header line received, redirects included
+        self._head = None     # (reason, http_version, Headers, history), parsed on demand
+
+    def _parsed(self):
+        head = self._head
+        if head is None:
+            status, reason, version, headers, history = _head_and_history(self._lines, self.url)
+            head = self._head = (reason, version, headers, history)
+            self._lines = ()
+        return head
+
+    @property
+    def reason(self) -> str:
+        return self._parsed()[0]
+
+    @property
+    def http_version(self) -> str:
+        return self._parsed()[1]
+
+    @property
+    def headers(self) -> Headers:
+        return self._parsed()[2]
+
+    @property
+    def history(self) -> List[Redirect]:
+        return self._parsed()[3]
 
     @property
     def ok(self) -> bool:
@@ -479,7 +520,9 @@ _HTTPGET = _C["HTTPGET"]
 _NOBODY = _C["NOBODY"]
 _RESPONSE_CODE = _C["RESPONSE_CODE"]
 _EFFECTIVE_URL = _C["EFFECTIVE_URL"]
-_PRIMARY_IP = _C["PRIMARY_IP"]
+_REDIRECT_COUNT = _C["REDIRECT_COUNT"]
+_TOTAL_TIME = _C["TOTAL_TIME"]
+_SIZE_DOWNLOAD = _C["SIZE_DOWNLOAD_T"] if "SIZE_DOWNLOAD_T" in _C else _C["SIZE_DOWNLOAD"]
 _TIME_INFOS = tuple(_C[n] for n in ("NAMELOOKUP_TIME", "CONNECT_TIME", "APPCONNECT_TIME", "PRETRANSFER_TIME",
                                      "STARTTRANSFER_TIME", "TOTAL_TIME", "REDIRECT_TIME"))
 _E_URL_MALFORMAT = _C["E_URL_MALFORMAT"]
@@ -591,7 +634,9 @@ class Session(object):
     HTTP/2 where a TLS server offers it, ``"always"`` also asks plain-text
     servers to upgrade, ``False`` stays on HTTP/1.1; ``compression``
     (default True: Accept-Encoding for every encoding libcurl decodes);
-    ``verify``: check TLS certificates (default True); ``options``: extra
+    ``verify``: check TLS certificates (default True); ``timings``: read
+    every field of ``Response.timings`` (default True; False: ``total``
+    only, the others None, a few microseconds less per request); ``options``: extra
     ``{option: value}`` set on every handle."""
 
     def __init__(self, limit: int = 100, per_host: int = 6, timeout: float = 30.0,
@@ -599,7 +644,7 @@ class Session(object):
                  max_backoff: float = 30.0, max_retry_after: float = 60.0, delay: float = 0.0,
                  max_redirects: int = 10, headers: Any = None, user_agent: str = USER_AGENT,
                  cookies: bool = True, proxy: Optional[str] = None, http2: Union[bool, str] = True,
-                 compression: bool = True, verify: bool = True,
+                 compression: bool = True, verify: bool = True, timings: bool = True,
                  options: Optional[Dict[int, Any]] = None) -> None:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError("limit must be an int >= 1, not %r" % (limit,))
@@ -616,6 +661,7 @@ class Session(object):
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self.delay = delay
+        self._time_infos = _TIME_INFOS if timings else (_TOTAL_TIME,)
         self._header_list = self._header_lines(headers)
         self._options = self._base_options(timeout, connect_timeout, max_redirects, user_agent, proxy,
                                            http2, compression, verify, options)
@@ -870,13 +916,12 @@ class Session(object):
         """Queue a request on its host; returns its job (None if it failed
         at once)."""
         try:
-            url = normalise_url(request.url)
+            url, key = _prepare(request.url)
         except (ValueError, TypeError) as exc:
             job = _Job(request, str(request.url), None, deliver, run, seq)
             deliver(job, Response(request, str(request.url), attempts=0,
                                   error=FetchError(_E_URL_MALFORMAT, str(exc), str(request.url), False)))
             return None
-        key = _host_key(url)
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(key)
@@ -1097,26 +1142,25 @@ class Session(object):
             err.__cause__ = exc.__cause__ if exc.__cause__ is not None else exc
         try:
             status = curl.getinfo(_RESPONSE_CODE)
-            effective = curl.getinfo(_EFFECTIVE_URL) or job.url
-            timings = Timings(*[curl.getinfo(i) for i in _TIME_INFOS])
-            ip = curl.getinfo(_PRIMARY_IP) or ""
+            effective = curl.getinfo(_EFFECTIVE_URL) if curl.getinfo(_REDIRECT_COUNT) else job.url
+            infos = self._time_infos
+            if len(infos) == 1:
+                timings = Timings(None, None, None, None, None, curl.getinfo(_TOTAL_TIME), None)
+            else:
+                timings = Timings(*[curl.getinfo(i) for i in infos])
         except error:
-            status, effective, timings, ip = 0, job.url, None, ""
-        status_line, reason, version, headers, history = _head_and_history(slot.lines, job.url)
-        if status_line and not status:
-            status = status_line
+            status, effective, timings = 0, job.url, None
+        lines = slot.lines[:]
         if slot.sink is None:
             content = slot.buf.getvalue()
             size = len(content)
         else:
             content = b""
             try:
-                size = int(curl.getinfo(_C["SIZE_DOWNLOAD_T"])) if "SIZE_DOWNLOAD_T" in _C \
-                    else int(curl.getinfo(_C["SIZE_DOWNLOAD"]))
+                size = int(curl.getinfo(_SIZE_DOWNLOAD))
             except error:
                 size = 0
-        return Response(request, job.url, status, reason, version, headers, history, effective, timings,
-                        content, size, job.attempts, err, ip)
+        return Response(request, job.url, status, lines, effective, timings, content, size, job.attempts, err)
 
     def _retry_delay(self, job, response):
         """Seconds before the next attempt, or None: deliver now."""

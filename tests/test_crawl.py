@@ -44,6 +44,21 @@ def test_normalise_url(raw, want):
     assert normalise_url(raw) == want
 
 
+@pytest.mark.parametrize("raw", [
+    "http://example.com/a?b=c", "https://127.0.0.1:8443/x/y.html?q=%41&r=1", "http://a.b:80/", "http://a:080/",
+    "http://A.com/", "http://a.com", "http://a.com/%zz", "http://a.com/x#f", "http://a.com:65536/", "ftp://a/b",
+    "http://a.com/caf\u00e9", "http://a.com/a b", "http://a.com/?x=1?y",
+])
+def test_fast_path_agrees_with_normalise_url(raw):
+    try:
+        want = (normalise_url(raw), crawl._host_key(normalise_url(raw)))
+    except ValueError:
+        with pytest.raises(ValueError):
+            crawl._prepare(raw)
+        return
+    assert crawl._prepare(raw) == want
+
+
 @pytest.mark.parametrize("raw", ["", "   ", "http://", "http://example.com:99999/", "http://exa mple.com/"])
 def test_normalise_url_rejects(raw):
     with pytest.raises(ValueError):
@@ -92,7 +107,6 @@ async def test_fetch_response(httpbin):
     assert r.history == [] and r.effective_url == r.url
     assert r.timings.total > 0 and r.timings.total >= r.timings.connect
     assert r.size == len(r.content) > 0 and r.attempts == 1 and r.error is None
-    assert r.primary_ip == "127.0.0.1"
 
 
 async def test_fetch_decompresses(httpbin):
