@@ -48,6 +48,8 @@ def _parser():
                    help="skip the URLs that the --report FILE of a previous run says were fetched")
     d = sub.add_parser("demo", help="crawl a local server with planted failures, showing progress")
     d.add_argument("--count", type=int, default=3000, help="URLs to crawl (default 3000)")
+    d.add_argument("--quiet", action="store_const", dest="progress", const="none",
+                   help="no progress and no per-URL lines: the summary only")
     _crawl_options(d, parallel=100, per_host=20)
     return p
 
@@ -67,7 +69,7 @@ def _crawl_options(p, parallel=50, per_host=6):
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
     p.add_argument("--http2", action="store_true", help="ask for HTTP/2 on plain http:// too")
     p.add_argument("--proxy", metavar="URL")
-    p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+    p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default=None,
                    help="auto: a bar on a terminal, plain lines otherwise")
 
 
@@ -300,6 +302,7 @@ class _Bar(object):
 
 
 def _ui(mode, stats, desc):
+    mode = mode or "auto"
     if mode == "none":
         return _Quiet(stats, sys.stdout)
     if mode == "auto":
