@@ -942,7 +942,7 @@ class Session(object):
             host = ready.popleft()
             host.ready = False
             queue = host.queue
-            while queue and queue[0].run is not None and queue[0].run.closed:
+            while queue and _abandoned(queue[0]):
                 queue.popleft()
             if not queue:
                 self._forget(host)
@@ -988,7 +988,7 @@ class Session(object):
             _, _, item = heapq.heappop(timers)
             if isinstance(item, _Job):
                 job = item
-                if job.run is not None and job.run.closed:
+                if _abandoned(job):
                     continue
                 host = self._hosts.get(job.host.key)
                 if host is None:
@@ -1184,6 +1184,11 @@ class Session(object):
 
 def _drop(job, response):
     pass
+
+
+def _abandoned(job):
+    """Nobody waits for this job's response any more: do not start it."""
+    return job.deliver is _drop or (job.run is not None and job.run.closed)
 
 
 async def fetch(url: Union[str, Request], **kwargs: Any) -> Response:

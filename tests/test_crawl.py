@@ -180,6 +180,26 @@ async def test_cookies_shared_through_the_session(crawl_server):
         assert r.content == b""
 
 
+async def test_proxy(crawl_server):
+    # CrawlServer answers an absolute-form request target as a proxy would
+    r = await fetch("http://example.invalid/ok/via-proxy", proxy=crawl_server.url)
+    assert r.ok and r.content == b"ok via-proxy"
+    assert crawl_server.requests[-1].target == "http://example.invalid/ok/via-proxy"
+
+
+async def test_cancelled_fetch_is_not_started_later(crawl_server, gate_server):
+    async with Session(limit=1, per_host=1) as s:
+        held = asyncio.ensure_future(s.fetch(gate_server.url("/hold")))
+        queued = asyncio.ensure_future(s.fetch(crawl_server.url("/ok/never")))
+        await asyncio.get_running_loop().run_in_executor(None, gate_server.wait_for, 1)
+        queued.cancel()
+        gate_server.release()
+        assert (await held).ok
+        r = await s.fetch(crawl_server.url("/ok/next"))
+        assert r.ok
+    assert "/ok/never" not in crawl_server.times
+
+
 async def test_sink_streams_the_body(httpbin, tmp_path):
     path = tmp_path / "body"
     with open(path, "wb") as f:
@@ -325,7 +345,10 @@ async def test_politeness_delay(crawl_server):
     assert all(r.ok for r in got)
     times = sorted(crawl_server.times["/ok/p%d" % i][0] for i in range(4))
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= 0.19, gaps
+    # Starts are 0.2 s apart; arrivals at the server also differ by the
+    # time each took to connect, so allow for that (without the delay, all
+    # four arrive within milliseconds).
+    assert times[-1] - times[0] >= 0.5 and min(gaps) >= 0.1, gaps
 
 
 async def test_breaking_out_stops_the_transfers(gate_server, crawl_server):
