@@ -1005,6 +1005,7 @@ class Session(object):
         self._pump()
 
     def _start(self, job, host):
+        job.host = host  # the host record may have been made anew while the job waited for a retry
         slot = self._free.pop() if self._free else None
         request = job.request
         job.attempts += 1
