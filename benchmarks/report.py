@@ -211,6 +211,11 @@ TARGETS = [
      "curlmulti-async", "pycurl-async", ("hold-",), "mem", 1.0),
     ("PyPy: memory per transfer in flight <= pycurl", "pypy", "curlmulti-multi", "pycurl-multi",
      ("hold-",), "mem", 1.0),
+    # The crawl cell: curlmulti.crawl against the same crawler on aiohttp (client_crawl.py).
+    ("CPython: crawl toolkit ahead of aiohttp in CPU per request", "cpython", "crawl-curlmulti",
+     "crawl-aiohttp", ("crawl-",), "cpu", 1.0),
+    ("PyPy: crawl toolkit ahead of aiohttp in CPU per request", "pypy", "crawl-curlmulti",
+     "crawl-aiohttp", ("crawl-",), "cpu", 1.0),
 ]
 _FIGURE = {"cpu": "cpu_per_1k", "mbps": "mbps", "mem": "kib_per_transfer"}
 

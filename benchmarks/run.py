@@ -68,9 +68,12 @@ PY_CLIENTS = [
     ("pycurl-async", ["client_pycurl.py", "--module", "pycurl", "--driver", "async"]),
     ("aiohttp", ["client_aiohttp.py"]),
     ("httpx", ["client_httpx.py"]),
+    # The crawl cell only (client_crawl.py): the same crawler with curlmulti.crawl and aiohttp.
+    ("crawl-curlmulti", ["client_crawl.py", "--lib", "curlmulti"]),
+    ("crawl-aiohttp", ["client_crawl.py", "--lib", "aiohttp"]),
 ]
 PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "curlmulti-async-buffer",
-                "pycurl-multi", "pycurl-async", "aiohttp")
+                "pycurl-multi", "pycurl-async", "aiohttp", "crawl-curlmulti", "crawl-aiohttp")
 
 T0 = time.time()
 
@@ -108,6 +111,12 @@ def cells(quick):
          "title": "%s transfers in flight at once (memory; 1 KiB bodies held by the server)"
                   % "{:,}".format(hold_n),
          "path": "/hold?n=%d" % hold_n, "conc": hold_n, "max": hold_n, "min": hold_n},
+        # Run by the crawl-* clients only (and they run nothing else): distinct URLs
+        # on 4 hosts (127.0.0.1-4), 100 at once, 25 per host; see client_crawl.py.
+        {"id": "crawl-c100", "label": "crawl ×100", "mode": "crawl",
+         "title": "crawl: distinct 1 KiB URLs on 4 hosts, 100 at once, 25 per host, timeouts, "
+                  "redirects, retries, cookies",
+         "path": "/1k.bin", "conc": 100, "max": 500000, "min": 300},
     ]
 
 
@@ -342,6 +351,9 @@ http {
     %(temps)s
     server {
         listen 127.0.0.1:%(port)d backlog=16384;
+        listen 127.0.0.2:%(port)d backlog=16384;   # the crawl cell's other hosts
+        listen 127.0.0.3:%(port)d backlog=16384;
+        listen 127.0.0.4:%(port)d backlog=16384;
         server_name localhost;
         root %(www)s;
         location / { }
@@ -675,6 +687,8 @@ def main():
                 for c in order:
                     if (c.key, cell["id"]) in failed:
                         continue    # failed or timed out in an earlier repetition: not again
+                    if (cell.get("mode") == "crawl") != c.name.startswith("crawl-"):
+                        continue    # the crawl clients run the crawl cell, and only they do
                     rec = run_one(c, cell, rep, urls, a.quick, hold)
                     if not rec["ok_run"]:
                         failed.add((c.key, cell["id"]))

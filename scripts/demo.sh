@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: a local server on 127.0.0.1, ~50 URLs fetched concurrently
-# with CurlMulti and then with AsyncCurlMulti (examples/demo.py).
+# The main job: `curlmulti demo`, a local server on 127.0.0.1 crawled with
+# curlmulti.crawl (3,000 URLs, planted failures, a progress bar on a terminal).
+# The first demo, ~50 URLs with CurlMulti and AsyncCurlMulti, is
+# examples/demo.py.
 #
 #   bash scripts/demo.sh [--count N] [--quiet]        on CPython
 #   CURLMULTI_PYTHONS=pypy bash scripts/demo.sh       on PyPy (or "cpython pypy")
@@ -28,8 +30,8 @@ fi
 rc=0
 for name in "${PYTHONS[@]}"; do
     (cm_venv "$name") || { rc=1; continue; }
-    cm_say "$name: python examples/demo.py $*"
+    cm_say "$name: curlmulti demo $*"
     # From the venv directory: the installed curlmulti, not the source tree's.
-    (cd "$CM_VENVS/$name" && exec "$CM_VENVS/$name/bin/python" "$CM_ROOT/examples/demo.py" "$@") || rc=1
+    (cd "$CM_VENVS/$name" && exec "$CM_VENVS/$name/bin/python" -m curlmulti demo "$@") || rc=1
 done
 exit $rc

@@ -1,0 +1,8 @@
+"""``python -m curlmulti``: the ``curlmulti`` command (see _cli.py)."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
