@@ -105,6 +105,13 @@ class _DataSource(object):
         if rec is not None:
             rec.callback_failed(exc)
 
+    @property
+    def callback_error(self):
+        """The exception stored for the Curl's transfer (the trampolines
+        stop calling data_cb once it is a KeyboardInterrupt)."""
+        rec = self.erec()
+        return rec.callback_error if rec is not None else None
+
     def release(self):
         """libcurl freed one copy; the last calls free(userdata)."""
         self.copies -= 1
