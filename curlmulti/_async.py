@@ -47,12 +47,13 @@ How the driver works:
 """
 
 import asyncio
+import collections
 import errno
 import os
 import select
 import socket
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Tuple
 
 from . import _eventcore
 from ._constants import CONSTANTS
@@ -125,6 +126,30 @@ def _noop():
     pass
 
 
+class _Batch(object):
+    """The state of one completed() iterator."""
+
+    __slots__ = ("queue", "outstanding", "waiter", "on_done")
+
+    def __init__(self):
+        self.queue = collections.deque()  # futures done, not yet yielded
+        self.outstanding = 0              # futures followed, not yet done
+        self.waiter = None                # what the iterator awaits
+        self.on_done = self._done
+
+    def follow(self, fut):
+        self.outstanding += 1
+        fut.add_done_callback(self.on_done)
+
+    def _done(self, fut):
+        self.outstanding -= 1
+        if not fut.cancelled():
+            self.queue.append(fut)
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
 class _CoreFd(object):
     """The event core's epoll descriptor as the loop sees it (owned by the
     core, closed with the multi)."""
@@ -184,6 +209,7 @@ class AsyncCurlMulti(object):
         self._touched = []         # request states whose callbacks ran (see _request.py)
         self._requests = {}        # request object -> its state, for process()
         self._core = None          # the native core's C struct (native driver)
+        self._batches = []         # the _Batch of each completed() iterator running
         if self._use_native and self._use_epoll and self._multi_class is CurlMulti:
             self._setup_native()
             return
@@ -220,6 +246,9 @@ class AsyncCurlMulti(object):
         fut = _Transfer(loop=loop)
         fut._acm = self
         fut._curl = curl
+        if self._batches:
+            for batch in self._batches:
+                batch.follow(fut)
         core = self._core
         if core is not None:
             core.ours = 1  # the callbacks this runs are ours, not a foreign close
@@ -261,6 +290,31 @@ class AsyncCurlMulti(object):
     async def perform(self, curl: Curl) -> Curl:
         """``await add_handle(curl)``: the Curl once its transfer is done."""
         return await self.add_handle(curl)
+
+    async def completed(self) -> "AsyncIterator[Tuple[Curl, Optional[BaseException]]]":
+        """Iterate ``(curl, exc)`` over the transfers as they finish, ``exc``
+        None on success, else the exception their future holds; ends when
+        no registered transfer is left.  Transfers added while iterating are
+        included; cancelled ones are left out."""
+        if self._closed:
+            raise RuntimeError("AsyncCurlMulti is closed")
+        self._check_loop()
+        batch = _Batch()
+        for fut in self._futures.values():
+            batch.follow(fut)
+        self._batches.append(batch)
+        try:
+            queue = batch.queue
+            while True:
+                while queue:
+                    fut = queue.popleft()
+                    yield fut._curl, fut.exception()
+                if not batch.outstanding:
+                    return
+                batch.waiter = asyncio.get_running_loop().create_future()
+                await batch.waiter
+        finally:
+            self._batches.remove(batch)
 
     def futures(self, curls: Optional[Iterable[Curl]] = None) -> "Tuple[asyncio.Future[Curl], ...]":
         """A snapshot tuple of the pending futures: all of them in order of

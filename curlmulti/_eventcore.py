@@ -27,6 +27,7 @@ import os
 from . import _callbacks
 from ._curl import ffi, lib
 from ._errors import error, misuse
+from ._owner import CLOSING
 
 AVAILABLE = bool(lib.CM_EVCORE)
 RUN_SOCKETS = lib.CM_RUN_SOCKETS
@@ -87,6 +88,10 @@ def install(rec):
         h = rec.open_handle("event_fileno")
         if rec.core is not None:
             return rec.core
+        if rec.handles:
+            # libcurl announces a socket or a timer only when it changes:
+            # those of transfers already attached would never reach the core.
+            raise misuse("event_fileno() must be called before the first add_handle()")
         if rec.socket_cb is not None or rec.timer_cb is not None:
             raise misuse("the native event core cannot be used while M_SOCKETFUNCTION or "
                          "M_TIMERFUNCTION is set")
@@ -132,7 +137,7 @@ def run(rec, flags):
             for i in range(n):
                 erec = _from_handle(owners[i])
                 curl = handles.get(erec)
-                if curl is None:
+                if curl is None or erec.state is CLOSING:
                     continue  # closed meanwhile, from a callback
                 if not removed[i]:
                     rec.unlink(erec)

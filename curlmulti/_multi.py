@@ -784,9 +784,10 @@ class CurlMulti(Owned):
 
     def event_fileno(self):
         """The descriptor to wait on (readable) for this multi's sockets.  The
-        first call installs the native event core (Linux): libcurl's socket
-        and timer callbacks become C, and M_SOCKETFUNCTION/M_TIMERFUNCTION
-        can no longer be set.  NotImplementedError where there is no core."""
+        first call, which must come before the first add_handle(), installs
+        the native event core (Linux): libcurl's socket and timer callbacks
+        become C, and M_SOCKETFUNCTION/M_TIMERFUNCTION can no longer be set.
+        NotImplementedError where there is no core."""
         return _eventcore.install(self._rec).fd
 
     def event_timeout(self):
