@@ -1,9 +1,18 @@
 """``AsyncCurlMulti``: a ``CurlMulti`` driven by an asyncio event loop.
 
-Pure Python over the public ``CurlMulti`` API (no ``lib``/``ffi``), so it can
-be driven by a stand-in multi in tests.
+Two drivers behind one API.  Where the multi's native event core exists
+(_eventcore.py, Linux) and CURLMULTI_ASYNC_DRIVER is not "python", libcurl's
+socket and timer callbacks are C: the loop watches the core's epoll
+descriptor and one timer handle, each wake-up is one call into the core
+(``_run_native``) and the finished transfers' futures are resolved in one
+batch; after its own libcurl calls the driver moves the loop's timer only if
+the core's ``timer_gen`` changed.  Otherwise the pure-Python driver below runs,
+over the public ``CurlMulti`` API (no ``lib``/``ffi``), so it can be driven by
+a stand-in multi in tests; it is the reference the tests compare against.
+The driver's states and the interface _stream.py/_request.py use are in
+_driver.py.
 
-How the driver works:
+How the pure-Python driver works:
 
 1. libcurl tells us which sockets to watch through ``M_SOCKETFUNCTION``.  The
    mask currently registered for each descriptor is kept in ``_watch``; only
@@ -53,16 +62,17 @@ import os
 import select
 import socket
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Tuple
+from typing import Any, AsyncIterator, Iterable, Optional, Tuple
 
 from . import _eventcore
 from ._constants import CONSTANTS
+from ._driver import BOUND, CLOSED, UNBOUND, check_transition
 from ._easy import Curl
 from ._errors import error
 from ._multi import CurlMulti
+from ._request import process
+from ._stream import Stream
 
-if TYPE_CHECKING:
-    from ._stream import Stream  # noqa: F401
 
 _POLL_REMOVE = CONSTANTS["POLL_REMOVE"]
 _POLL_IN = CONSTANTS["POLL_IN"]
@@ -199,7 +209,8 @@ class AsyncCurlMulti(object):
         self._timer = None         # the one loop handle for libcurl's timer
         self._timer_soon = False   # ... and whether it is a call_soon
         self._kick_handle = None   # a call_soon that runs expired timers after an unpause
-        self._closed = False
+        self._state = UNBOUND      # UNBOUND -> BOUND -> CLOSED (see _driver.py)
+        self._closed = False       # self._state is CLOSED (read on every call)
         self._in_action = False    # socket_action() is on the stack
         self._in_call = False      # ... or another libcurl call of ours (add, remove, pause)
         self._stray = {}           # Curl -> None: libcurl refused to remove it, still running
@@ -257,8 +268,12 @@ class AsyncCurlMulti(object):
             finally:
                 core.ours = 0
             futures[curl] = fut
-            if core.timer_gen != self._gen:
-                self._sync_timer()
+            gen = core.timer_gen
+            if gen != self._gen:
+                if core.timeout_ms == 0 and self._timer_soon and self._timer is not None:
+                    self._gen = gen  # already due on the next loop iteration
+                else:
+                    self._sync_timer()
             return fut
         self._in_call = True
         try:
@@ -335,6 +350,8 @@ class AsyncCurlMulti(object):
         loop_open = loop is not None and not loop.is_closed()
         if loop_open and asyncio.get_running_loop() is not loop:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
+        check_transition(self._state, CLOSED)
+        self._state = CLOSED
         self._closed = True
         for handle in (self._timer, self._kick_handle, self._reap_handle):
             if handle is not None:
@@ -385,14 +402,12 @@ class AsyncCurlMulti(object):
         most about ``max_buffer`` bytes are held; a lagging consumer pauses
         the transfer.  ``upload`` is an optional (async) iterable of bytes for
         the request body."""
-        from ._stream import Stream
         return Stream(self, curl, max_buffer, upload)
 
     async def process(self, request: Any) -> Any:
         """Run a request object (``configure_handle``, ``has_update``,
         ``get_update``, ``completed``): returns the next interim update, or
         the final result of ``completed()``.  Call again to continue."""
-        from ._request import process
         return await process(self, request)
 
     def abandon(self, request: Any) -> None:
@@ -429,6 +444,8 @@ class AsyncCurlMulti(object):
                 ep.close()
                 raise
             self._ep = ep
+        check_transition(self._state, BOUND)
+        self._state = BOUND
         self._loop = loop
 
     def _on_socket_epoll(self, what, fd, multi, socketp):
