@@ -64,12 +64,18 @@ PY_CLIENTS = [
                                 "--sink", "buffer"]),
     ("curlmulti-async-buffer", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
                                 "--sink", "buffer"]),
+    # The same two on the pure-Python AsyncCurlMulti driver (the fallback of the native core).
+    ("curlmulti-async-pydriver", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
+                                  "--async-driver", "python"]),
+    ("curlmulti-async-buffer-pydriver", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
+                                         "--sink", "buffer", "--async-driver", "python"]),
     ("pycurl-multi", ["client_pycurl.py", "--module", "pycurl", "--driver", "multi"]),
     ("pycurl-async", ["client_pycurl.py", "--module", "pycurl", "--driver", "async"]),
     ("aiohttp", ["client_aiohttp.py"]),
     ("httpx", ["client_httpx.py"]),
 ]
 PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "curlmulti-async-buffer",
+                "curlmulti-async-pydriver", "curlmulti-async-buffer-pydriver",
                 "pycurl-multi", "pycurl-async", "aiohttp")
 
 T0 = time.time()
