@@ -213,7 +213,9 @@ async def test_no_python_runs_per_socket_event(httpd, monkeypatch):
         core = multi._core
         sockets, events = core.socket_calls, core.socket_calls + core.timer_calls
         with _Profiler(_TRAMPOLINES) as prof:
-            await asyncio.gather(*[multi.add_handle(make(httpd.url("/bytes/20000")))
+            # a delayed answer: every socket must be watched for it (a fast one
+            # may be read in the call that sent the request)
+            await asyncio.gather(*[multi.add_handle(make(httpd.url("/delay/20")))
                                    for _ in range(50)])
         sockets = core.socket_calls - sockets
         events = core.socket_calls + core.timer_calls - events
@@ -233,7 +235,9 @@ async def test_the_python_driver_runs_python_per_socket_event(httpd, monkeypatch
         assert multi._core is None
         await multi.perform(make(httpd.url("/bytes/10")))
         with _Profiler(_TRAMPOLINES) as prof:
-            await asyncio.gather(*[multi.add_handle(make(httpd.url("/bytes/20000")))
+            # a delayed answer: every socket must be watched for it (a fast one
+            # may be read in the call that sent the request)
+            await asyncio.gather(*[multi.add_handle(make(httpd.url("/delay/20")))
                                    for _ in range(50)])
     assert prof.calls["cm_socket_cb"] >= 50 and prof.calls["cm_timer_cb"] >= 1, prof.calls
 
