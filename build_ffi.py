@@ -13,6 +13,8 @@ fragment per libcurl area, read in this order:
   ws.h         WebSockets, present or stubbed (CM_HAS_WS, objects.c)
   shims.h      typed shims over the variadic calls, and the C sinks
                (C in shims.c and sinks.c)
+  eventcore.h  the native event core: libcurl's socket and timer
+               callbacks in C over an epoll set (C in eventcore.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
   version.h    CM_BUILD_VERSION, the package version this module is built
                from (curlmulti/_version.py), checked at import
@@ -44,8 +46,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DECL = os.path.join(HERE, "curlmulti", "_decl")
-FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "url.h", "mime.h", "ws.h", "shims.h", "callbacks.h",
-             "version.h"]
+FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "url.h", "mime.h", "ws.h", "shims.h",
+             "eventcore.h", "callbacks.h", "version.h"]
 MISSING = (
     "libcurl's development files were not found.  Install them "
     "(Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: "
@@ -144,7 +146,7 @@ def make_ffibuilder():
         "curlmulti._curl",
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
-        + _read("shims.c") + _read("sinks.c") + _read("objects.c"),
+        + _read("shims.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c"),
         define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),

@@ -27,10 +27,18 @@ def extra(p):
     p.add_argument("--sink", choices=("bytesio", "buffer"), default="bytesio",
                    help="buffer: one curlmulti.Buffer per handle, set once and cleared after "
                         "each body (curlmulti only)")
+    p.add_argument("--async-driver", choices=("native", "python"), default=None,
+                   help="curlmulti's AsyncCurlMulti driver (CURLMULTI_ASYNC_DRIVER): the native "
+                        "event core or the pure-Python driver")
 
 
 args = bench_common.parse_args(extra)
 CLIENT = "%s-%s" % (args.module, args.driver) + ("-buffer" if args.sink == "buffer" else "")
+if args.async_driver is not None:
+    import os
+    os.environ["CURLMULTI_ASYNC_DRIVER"] = args.async_driver  # read when curlmulti is imported
+    if args.async_driver == "python":
+        CLIENT += "-pydriver"
 try:
     if args.module == "curlmulti":
         import curlmulti as pycurl

@@ -64,6 +64,11 @@ PY_CLIENTS = [
                                 "--sink", "buffer"]),
     ("curlmulti-async-buffer", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
                                 "--sink", "buffer"]),
+    # The same two on the pure-Python AsyncCurlMulti driver (the fallback of the native core).
+    ("curlmulti-async-pydriver", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
+                                  "--async-driver", "python"]),
+    ("curlmulti-async-buffer-pydriver", ["client_pycurl.py", "--module", "curlmulti", "--driver", "async",
+                                         "--sink", "buffer", "--async-driver", "python"]),
     ("pycurl-multi", ["client_pycurl.py", "--module", "pycurl", "--driver", "multi"]),
     ("pycurl-async", ["client_pycurl.py", "--module", "pycurl", "--driver", "async"]),
     ("aiohttp", ["client_aiohttp.py"]),
@@ -73,6 +78,7 @@ PY_CLIENTS = [
     ("crawl-aiohttp", ["client_crawl.py", "--lib", "aiohttp"]),
 ]
 PYPY_CLIENTS = ("curlmulti-multi", "curlmulti-async", "curlmulti-multi-buffer", "curlmulti-async-buffer",
+                "curlmulti-async-pydriver", "curlmulti-async-buffer-pydriver",
                 "pycurl-multi", "pycurl-async", "aiohttp", "crawl-curlmulti", "crawl-aiohttp")
 
 T0 = time.time()

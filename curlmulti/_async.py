@@ -1,9 +1,18 @@
 """``AsyncCurlMulti``: a ``CurlMulti`` driven by an asyncio event loop.
 
-Pure Python over the public ``CurlMulti`` API (no ``lib``/``ffi``), so it can
-be driven by a stand-in multi in tests.
+Two drivers behind one API.  Where the multi's native event core exists
+(_eventcore.py, Linux) and CURLMULTI_ASYNC_DRIVER is not "python", libcurl's
+socket and timer callbacks are C: the loop watches the core's epoll
+descriptor and one timer handle, each wake-up is one call into the core
+(``_run_native``) and the finished transfers' futures are resolved in one
+batch; after its own libcurl calls the driver moves the loop's timer only if
+the core's ``timer_gen`` changed.  Otherwise the pure-Python driver below runs,
+over the public ``CurlMulti`` API (no ``lib``/``ffi``), so it can be driven by
+a stand-in multi in tests; it is the reference the tests compare against.
+The driver's states and the interface _stream.py/_request.py use are in
+_driver.py.
 
-How the driver works:
+How the pure-Python driver works:
 
 1. libcurl tells us which sockets to watch through ``M_SOCKETFUNCTION``.  The
    mask currently registered for each descriptor is kept in ``_watch``; only
@@ -47,18 +56,23 @@ How the driver works:
 """
 
 import asyncio
+import collections
 import errno
+import os
 import select
 import socket
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple
+import weakref
+from typing import Any, AsyncIterator, Iterable, Optional, Tuple
 
+from . import _eventcore
 from ._constants import CONSTANTS
+from ._driver import BOUND, CLOSED, UNBOUND, check_transition
 from ._easy import Curl
 from ._errors import error
 from ._multi import CurlMulti
+from ._request import process
+from ._stream import Stream
 
-if TYPE_CHECKING:
-    from ._stream import Stream  # noqa: F401
 
 _POLL_REMOVE = CONSTANTS["POLL_REMOVE"]
 _POLL_IN = CONSTANTS["POLL_IN"]
@@ -74,6 +88,13 @@ if _EPOLL is not None:
     _WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 _OWNED = frozenset(CONSTANTS[name] for name in ("M_SOCKETFUNCTION", "M_TIMERFUNCTION", "M_NOTIFYFUNCTION")
                    if name in CONSTANTS)
+
+_RUN_SOCKETS = _eventcore.RUN_SOCKETS
+_RUN_TIMER = _eventcore.RUN_TIMER
+# Which driver: "native" (the event core, where it exists) or "python".
+_DRIVER = os.environ.get("CURLMULTI_ASYNC_DRIVER", "native").strip().lower()
+if _DRIVER not in ("native", "python"):
+    raise ImportError("CURLMULTI_ASYNC_DRIVER must be 'native' or 'python', not %r" % _DRIVER)
 
 _NOT_SELECTOR = ("AsyncCurlMulti needs a selector-style event loop (one with add_reader/add_writer), "
                  "not %s; on Windows use asyncio.WindowsSelectorEventLoopPolicy()")
@@ -115,6 +136,47 @@ def _noop():
     pass
 
 
+class _Batch(object):
+    """The state of one completed() iterator."""
+
+    __slots__ = ("queue", "outstanding", "waiter", "on_done")
+
+    def __init__(self):
+        self.queue = collections.deque()  # futures done, not yet yielded
+        self.outstanding = 0              # futures followed, not yet done
+        self.waiter = None                # what the iterator awaits
+        self.on_done = self._done
+
+    def follow(self, fut):
+        self.outstanding += 1
+        fut.add_done_callback(self.on_done)
+
+    def _done(self, fut):
+        self.outstanding -= 1
+        if not fut.cancelled():
+            self.queue.append(fut)
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class _CoreFd(object):
+    """The event core's epoll descriptor as the loop sees it (owned by the
+    core, closed with the multi)."""
+
+    __slots__ = ("fd", "closed")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.closed = False
+
+    def fileno(self):
+        return self.fd
+
+    def close(self):
+        self.closed = True
+
+
 def _transfer_error(curl, code, message):
     """The exception a failed transfer's future gets."""
     cause = curl.callback_error
@@ -135,6 +197,8 @@ class AsyncCurlMulti(object):
 
     _multi_class = CurlMulti  # a stand-in multi can be put here for tests
     _use_epoll = _EPOLL is not None  # False: every socket through loop.add_reader
+    # With _use_epoll and the real CurlMulti: the native event core (C).
+    _use_native = _eventcore.AVAILABLE and _DRIVER == "native"
 
     def __init__(self, close_handles: bool = False) -> None:
         multi = self._multi_class(close_handles=close_handles)
@@ -142,11 +206,11 @@ class AsyncCurlMulti(object):
         self._loop = None
         self._ep = None            # our epoll set of libcurl's sockets (when _use_epoll)
         self._futures = {}         # Curl -> _Transfer, in order of addition
-        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask being watched
         self._timer = None         # the one loop handle for libcurl's timer
         self._timer_soon = False   # ... and whether it is a call_soon
         self._kick_handle = None   # a call_soon that runs expired timers after an unpause
-        self._closed = False
+        self._state = UNBOUND      # UNBOUND -> BOUND -> CLOSED (see _driver.py)
+        self._closed = False       # self._state is CLOSED (read on every call)
         self._in_action = False    # socket_action() is on the stack
         self._in_call = False      # ... or another libcurl call of ours (add, remove, pause)
         self._stray = {}           # Curl -> None: libcurl refused to remove it, still running
@@ -155,6 +219,12 @@ class AsyncCurlMulti(object):
         self._failure = None       # an exception in our socket/timer callback
         self._touched = []         # request states whose callbacks ran (see _request.py)
         self._requests = {}        # request object -> its state, for process()
+        self._core = None          # the native core's C struct (native driver)
+        self._batches = []         # the _Batch of each completed() iterator running
+        if self._use_native and self._use_epoll and self._multi_class is CurlMulti:
+            self._setup_native()
+            return
+        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask being watched
         self._on_socket = self._on_socket_epoll if self._use_epoll else self._on_socket_loop
         multi.setopt(CONSTANTS["M_SOCKETFUNCTION"], self._on_socket)
         multi.setopt(CONSTANTS["M_TIMERFUNCTION"], self._on_timer)
@@ -187,6 +257,24 @@ class AsyncCurlMulti(object):
         fut = _Transfer(loop=loop)
         fut._acm = self
         fut._curl = curl
+        if self._batches:
+            for batch in self._batches:
+                batch.follow(fut)
+        core = self._core
+        if core is not None:
+            core.ours = 1  # the callbacks this runs are ours, not a foreign close
+            try:
+                self._multi.add_handle(curl)
+            finally:
+                core.ours = 0
+            futures[curl] = fut
+            gen = core.timer_gen
+            if gen != self._gen:
+                if core.timeout_ms == 0 and self._timer_soon and self._timer is not None:
+                    self._gen = gen  # already due on the next loop iteration
+                else:
+                    self._sync_timer()
+            return fut
         self._in_call = True
         try:
             self._multi.add_handle(curl)
@@ -218,6 +306,31 @@ class AsyncCurlMulti(object):
         """``await add_handle(curl)``: the Curl once its transfer is done."""
         return await self.add_handle(curl)
 
+    async def completed(self) -> "AsyncIterator[Tuple[Curl, Optional[BaseException]]]":
+        """Iterate ``(curl, exc)`` over the transfers as they finish, ``exc``
+        None on success, else the exception their future holds; ends when
+        no registered transfer is left.  Transfers added while iterating are
+        included; cancelled ones are left out."""
+        if self._closed:
+            raise RuntimeError("AsyncCurlMulti is closed")
+        self._check_loop()
+        batch = _Batch()
+        for fut in self._futures.values():
+            batch.follow(fut)
+        self._batches.append(batch)
+        try:
+            queue = batch.queue
+            while True:
+                while queue:
+                    fut = queue.popleft()
+                    yield fut._curl, fut.exception()
+                if not batch.outstanding:
+                    return
+                batch.waiter = asyncio.get_running_loop().create_future()
+                await batch.waiter
+        finally:
+            self._batches.remove(batch)
+
     def futures(self, curls: Optional[Iterable[Curl]] = None) -> "Tuple[asyncio.Future[Curl], ...]":
         """A snapshot tuple of the pending futures: all of them in order of
         addition, or those of ``curls`` in its order (KeyError for a handle
@@ -237,6 +350,8 @@ class AsyncCurlMulti(object):
         loop_open = loop is not None and not loop.is_closed()
         if loop_open and asyncio.get_running_loop() is not loop:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
+        check_transition(self._state, CLOSED)
+        self._state = CLOSED
         self._closed = True
         for handle in (self._timer, self._kick_handle, self._reap_handle):
             if handle is not None:
@@ -247,13 +362,15 @@ class AsyncCurlMulti(object):
             if loop_open:
                 loop.remove_reader(ep.fileno())
             ep.close()
-        elif loop_open:
+        elif loop_open and self._core is None:
             for fd, mask in self._watch.items():
                 if mask & _POLL_IN:
                     loop.remove_reader(fd)
                 if mask & _POLL_OUT:
                     loop.remove_writer(fd)
-        self._watch.clear()
+        if self._core is None:
+            self._watch.clear()
+        self._core = None  # freed with the multi below
         self._stray.clear()
         futures, self._futures = self._futures, {}
         requests, self._requests = self._requests, {}
@@ -285,14 +402,12 @@ class AsyncCurlMulti(object):
         most about ``max_buffer`` bytes are held; a lagging consumer pauses
         the transfer.  ``upload`` is an optional (async) iterable of bytes for
         the request body."""
-        from ._stream import Stream
         return Stream(self, curl, max_buffer, upload)
 
     async def process(self, request: Any) -> Any:
         """Run a request object (``configure_handle``, ``has_update``,
         ``get_update``, ``completed``): returns the next interim update, or
         the final result of ``completed()``.  Call again to continue."""
-        from ._request import process
         return await process(self, request)
 
     def abandon(self, request: Any) -> None:
@@ -317,7 +432,11 @@ class AsyncCurlMulti(object):
         if self._loop is not None:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
         _check_selector_loop(loop)
-        if self._use_epoll:
+        if self._core is not None:
+            ep = _CoreFd(self._core.epfd)
+            loop.add_reader(ep.fileno(), self._on_ready_native)
+            self._ep = ep
+        elif self._use_epoll:
             ep = _EPOLL()
             try:
                 loop.add_reader(ep.fileno(), self._on_ready)
@@ -325,6 +444,8 @@ class AsyncCurlMulti(object):
                 ep.close()
                 raise
             self._ep = ep
+        check_transition(self._state, BOUND)
+        self._state = BOUND
         self._loop = loop
 
     def _on_socket_epoll(self, what, fd, multi, socketp):
@@ -458,7 +579,10 @@ class AsyncCurlMulti(object):
 
     def _on_kick(self):
         self._kick_handle = None
-        self._action(_SOCKET_TIMEOUT, 0)
+        if self._core is not None:
+            self._run_native(_RUN_TIMER)
+        else:
+            self._action(_SOCKET_TIMEOUT, 0)
 
     def _on_ready(self):
         """Our epoll set is readable: serve every ready socket, then settle
@@ -592,6 +716,9 @@ class AsyncCurlMulti(object):
         if self._in_action:
             self._dirty = True  # the removal runs when socket_action unwinds
         in_call, self._in_call = self._in_call, True
+        core = self._core
+        if core is not None:
+            ours, core.ours = core.ours, 1
         try:
             self._multi.remove_handle(curl)
         except BaseException:
@@ -600,6 +727,10 @@ class AsyncCurlMulti(object):
             raise
         finally:
             self._in_call = in_call
+            if core is not None:
+                core.ours = ours
+                if core.timer_gen != self._gen:
+                    self._sync_timer()
         if self._failure is not None and not self._in_action:
             self._loop.call_soon(self._settle)
 
@@ -631,10 +762,17 @@ class AsyncCurlMulti(object):
         """``curl.pause(bitmask)`` for _stream/_request: the socket and timer
         callbacks it runs are ours, not a sign of a foreign close."""
         in_call, self._in_call = self._in_call, True
+        core = self._core
+        if core is not None:
+            ours, core.ours = core.ours, 1
         try:
             curl.pause(bitmask)
         finally:
             self._in_call = in_call
+            if core is not None:
+                core.ours = ours
+                if core.timer_gen != self._gen:
+                    self._sync_timer()
 
     def _reap_orphans(self):
         """Fail the futures of handles that left the multi behind our back
@@ -682,6 +820,109 @@ class AsyncCurlMulti(object):
                 "message": "AsyncCurlMulti driver failed with no transfer pending",
                 "exception": exc,
             })
+
+    # -- the native driver (the event core of _eventcore.py) -----------------------
+
+    def _setup_native(self):
+        """Install the event core: libcurl's socket and timer callbacks in C,
+        its sockets in one epoll set the loop watches once (see _bind)."""
+        rec = self._multi._rec
+        _eventcore.install(rec).owner = weakref.ref(self)
+        self._rec = rec
+        self._core = rec.core.c
+        self._gen = self._core.timer_gen
+
+    def __getattr__(self, name):
+        # The native driver keeps the watched sockets in C; read them for
+        # introspection as the Python driver's ``_watch`` mapping.
+        if name == "_watch":
+            if self.__dict__.get("_core") is None:
+                return {}
+            return _eventcore.watched(self._rec)
+        raise AttributeError(name)
+
+    def _sync_timer(self):
+        """The core's deadline changed: bring the loop's one timer to it."""
+        core = self._core
+        if core is None:
+            return
+        self._gen = core.timer_gen
+        ms = core.timeout_ms
+        timer = self._timer
+        if timer is not None:
+            if ms == 0 and self._timer_soon:
+                return  # already due on the next loop iteration
+            timer.cancel()
+            self._timer = None
+        if ms < 0 or self._closed:
+            return
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if ms == 0:
+            self._timer = loop.call_soon(self._on_timeout_native)
+            self._timer_soon = True
+        else:
+            self._timer = loop.call_later(ms / 1000.0, self._on_timeout_native)
+            self._timer_soon = False
+
+    def _on_timeout_native(self):
+        self._timer = None
+        self._run_native(_RUN_TIMER)
+
+    def _on_ready_native(self):
+        self._run_native(_RUN_SOCKETS)
+
+    def _run_native(self, flags):
+        """One call into the core, then the finished transfers' futures
+        resolved in one batch."""
+        if self._closed:
+            return
+        rec = self._rec
+        run = _eventcore.run
+        futures = self._futures
+        pop = futures.pop
+        more = True
+        while more:
+            self._in_action = True
+            try:
+                running, ok, failed, foreign, more = run(rec, flags)
+            except Exception as exc:
+                self._in_action = False
+                self._sync_timer()
+                self._driver_failed(exc)
+                return
+            except BaseException:
+                # KeyboardInterrupt/SystemExit from an easy callback: the
+                # transfers read meanwhile are settled first.
+                self._in_action = False
+                try:
+                    self._run_native(0)
+                except BaseException:
+                    pass  # the first exception is the one to report
+                raise
+            self._in_action = False
+            flags = 0
+            for curl in ok:
+                fut = pop(curl, None)
+                if fut is None:
+                    self._stray.pop(curl, None)
+                elif not fut.done():
+                    fut.set_result(curl)
+            for curl, code, message in failed:
+                fut = pop(curl, None)
+                if fut is None:
+                    self._stray.pop(curl, None)
+                elif not fut.done():
+                    fut.set_exception(_transfer_error(curl, code, message))
+            if foreign:
+                self._foreign()
+            elif 0 <= running < len(futures) + len(self._stray):
+                self._reap_orphans()
+        if self._core is not None and self._core.timer_gen != self._gen:
+            self._sync_timer()
+        if self._touched:
+            self._poke_touched()
 
     def _poke_touched(self):
         """Ask the requests whose callbacks ran for updates.  A request whose

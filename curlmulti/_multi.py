@@ -52,7 +52,7 @@ import threading
 import weakref
 from typing import Any, List, Optional, Tuple
 
-from . import _callbacks, _deprecations
+from . import _callbacks, _deprecations, _eventcore
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
 from ._easy import Curl
@@ -90,7 +90,7 @@ class _MultiRecord(object):
     __slots__ = ("h", "ud", "lock", "cond", "state", "thread", "activity", "depth", "waiters",
                  "handles", "deferred", "assigned", "closers", "socket_cb", "timer_cb",
                  "callback_exc", "running", "long", "drain", "fdbuf", "keep", "adding",
-                 "add_refused", "close_handles", "public", "__weakref__")
+                 "add_refused", "close_handles", "public", "core", "__weakref__")
 
     def __init__(self, h, public, close_handles):
         self.h = h
@@ -114,6 +114,7 @@ class _MultiRecord(object):
         self.adding = self.add_refused = False
         self.close_handles = close_handles
         self.public = weakref.ref(public)
+        self.core = None        # the native event core, once installed (_eventcore.py)
 
     def callback_failed(self, exc):
         """Called by the trampolines (and by an attached Curl's record for
@@ -322,6 +323,9 @@ class _MultiRecord(object):
             self.unlink(erec)
             if closing and erec.h is not None:
                 erec.free(erec.take_handle())
+        core = self.core
+        if core is not None:
+            core.after_detach()  # tells an asyncio driver of a foreign removal
         if code or self.callback_exc is not None or self.deferred:
             self.settle(code)
         return True
@@ -372,6 +376,9 @@ class _MultiRecord(object):
             self.closers.clear()
             self.callback_exc = None
             self.ud = None
+            core, self.core = self.core, None
+            if core is not None:
+                core.release()  # libcurl's callbacks were reset, the multi is gone
         return [curl for _, curl in handles] if self.close_handles else []
 
 
@@ -779,6 +786,35 @@ class CurlMulti(Owned):
             lock.release()
         check_multi(code)
 
+    # -- the native event core (_eventcore.py) ---------------------------------
+
+    def event_fileno(self):
+        """The descriptor to wait on (readable) for this multi's sockets.  The
+        first call, which must come before the first add_handle(), installs
+        the native event core (Linux): libcurl's socket and timer callbacks
+        become C, and M_SOCKETFUNCTION/M_TIMERFUNCTION can no longer be set.
+        NotImplementedError where there is no core."""
+        return _eventcore.install(self._rec).fd
+
+    def event_timeout(self):
+        """Milliseconds to wait at most before calling run_ready() (-1: no
+        timer, wait for event_fileno() only)."""
+        return _eventcore.timeout_ms(self._rec)
+
+    def run_ready(self):
+        """One call per wake-up of a custom loop: serve every ready socket
+        and the expired timer, then return ``(running, ok_list, err_list)``
+        of the transfers that finished, as info_read() does, except that
+        they are already removed from the multi.  ``running`` is the number
+        of handles still attached."""
+        rec = self._rec
+        _, ok, failed, _, more = _eventcore.run(rec, _eventcore.RUN_SOCKETS)
+        while more:
+            _, o, f, _, more = _eventcore.run(rec, 0)
+            ok += o
+            failed += f
+        return len(rec.handles), ok, failed
+
     # -- sockets and options --------------------------------------------------
 
     def assign(self, sockfd: int, obj: Any) -> None:
@@ -828,6 +864,9 @@ class CurlMulti(Owned):
         if not 0 <= option <= _INT_MAX:
             raise error(_M_UNKNOWN_OPTION, "%s: %d" % (multi_strerror(_M_UNKNOWN_OPTION), option))
         if option == _M_SOCKETFUNCTION or option == _M_TIMERFUNCTION:
+            if rec.core is not None:
+                raise misuse("M_SOCKETFUNCTION and M_TIMERFUNCTION belong to the event core "
+                             "(event_fileno() was called)")
             if value is not None and not callable(value):
                 raise TypeError("option %d takes a callable, not %s" % (option, type(value).__name__))
             check_multi(lib.cm_multi_set_callback(h, option, rec.ud if value is not None else _NULL))

@@ -38,6 +38,7 @@ import collections
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ._constants import CONSTANTS
+from ._driver import Port
 from ._easy import Curl
 from ._errors import error
 from ._sinks import _Sink
@@ -122,15 +123,15 @@ def _request_error(exc, method):
 class _RequestState(object):
     """A request in flight on one AsyncCurlMulti."""
 
-    __slots__ = ("multi", "request", "curl", "future", "waiter", "touched", "paused")
+    __slots__ = ("port", "request", "curl", "future", "waiter", "touched", "paused")
 
     def __init__(self, multi, request):
-        self.multi = multi
+        self.port = Port(multi)
         self.request = request
         self.curl = Curl()
         self.future = None
         self.waiter = None    # the process() call waiting for an update or the end
-        self.touched = False  # queued in multi._touched
+        self.touched = False  # queued with the driver (Port.touched)
         self.paused = False   # paused by us because nobody was waiting
 
     def wrap(self, func):
@@ -139,7 +140,7 @@ class _RequestState(object):
         def observed(*args):
             if not state.touched:
                 state.touched = True
-                state.multi._touched.append(state)
+                state.port.touched(state)
             return func(*args)
 
         observed.__wrapped__ = func
@@ -154,7 +155,7 @@ class _RequestState(object):
         try:
             ready = self.request.has_update()
         except BaseException as exc:
-            self.multi._fail_transfer(self.curl, _request_error(exc, "has_update"))
+            self.port.fail(self.curl, _request_error(exc, "has_update"))
             if not isinstance(exc, Exception):
                 raise
             return
@@ -168,9 +169,9 @@ class _RequestState(object):
         elif not self.paused:
             self.paused = True
             try:
-                self.multi._pause(self.curl, _PAUSE_ALL)
+                self.port.pause(self.curl, _PAUSE_ALL)
             except Exception as exc:
-                self.multi._fail_transfer(self.curl, exc)
+                self.port.fail(self.curl, exc)
 
     def _on_done(self, fut):
         w = self.waiter
@@ -183,12 +184,7 @@ class _RequestState(object):
         self.paused = False
         if self.future.done():
             return
-        try:
-            self.multi._pause(self.curl, _PAUSE_CONT)
-        except Exception as exc:
-            self.multi._fail_transfer(self.curl, exc)
-            return
-        self.multi._kick()
+        self.port.resume(self.curl, _PAUSE_CONT)
 
     def finish(self):
         """The transfer ended and no update is left: the final result."""
@@ -209,7 +205,7 @@ class _RequestState(object):
         fut = self.future
         if fut is not None and not fut.done():
             try:
-                self.multi.remove_handle(self.curl)
+                self.port.stop(self.curl)
             except RuntimeError:
                 pass  # already gone (the multi is closing)
         elif fut is not None and not fut.cancelled():
@@ -223,15 +219,16 @@ class _RequestState(object):
 
 async def process(multi, request):
     """AsyncCurlMulti.process(): see the module docstring."""
-    requests = multi._requests
+    port = Port(multi)
+    requests = port.requests
     state = requests.get(request)
     if state is None:
-        if multi._closed:
+        if port.closed:
             raise RuntimeError("AsyncCurlMulti is closed")
         state = _RequestState(multi, request)
         try:
             request.configure_handle(ConfigHandle(state.curl, state))
-            state.future = multi.add_handle(state.curl)
+            state.future = port.start(state.curl)
         except BaseException:
             state.curl.close()
             raise
@@ -249,19 +246,19 @@ async def process(multi, request):
                     return update
             if state.future.done():
                 break
-            w = state.waiter = multi._loop.create_future()
+            w = state.waiter = port.loop.create_future()
             try:
                 await w
             finally:
                 if state.waiter is w:
                     state.waiter = None
     except BaseException:
-        if multi._requests.get(request) is state:
-            del multi._requests[request]
+        if requests.get(request) is state:
+            del requests[request]
         state._abandon()
         raise
-    if multi._requests.get(request) is state:
-        del multi._requests[request]
+    if requests.get(request) is state:
+        del requests[request]
     return state.finish()
 
 

@@ -28,7 +28,7 @@ import collections
 from typing import Any, Iterable, List, Optional, Tuple
 
 from ._constants import CONSTANTS
-from ._errors import error
+from ._driver import Port
 
 _WRITEFUNC_PAUSE = CONSTANTS["WRITEFUNC_PAUSE"]
 _READFUNC_PAUSE = CONSTANTS["READFUNC_PAUSE"]
@@ -177,7 +177,7 @@ class Stream(object):
         self.curl = curl
         self.pauses = 0
         self.send_pauses = 0
-        self._multi = multi
+        self._port = port = Port(multi)
         self._limit = max_buffer
         self._low = max_buffer // 2
         self._chunks = collections.deque()
@@ -194,8 +194,8 @@ class Stream(object):
         # elsewhere, no running loop, closed) leaves the handle and whatever
         # transfer it runs untouched.  libcurl calls none of the handle's
         # callbacks before the next socket_action, so ours are in time.
-        self.future = fut = multi.add_handle(curl)
-        self._loop = multi._loop
+        self.future = fut = port.start(curl)
+        self._loop = port.loop
         try:
             curl.setopt(_HEADERFUNCTION, self._on_header)
             curl.setopt(_WRITEFUNCTION, self._on_write)
@@ -334,12 +334,7 @@ class Stream(object):
         if self.future.done():
             return
         mask = (_PAUSE_RECV if self._recv_paused else 0) | (_PAUSE_SEND if self._send_paused else 0)
-        try:
-            self._multi._pause(self.curl, mask or _PAUSE_CONT)
-        except error as exc:
-            self._multi._fail_transfer(self.curl, exc)
-            return
-        self._multi._kick()
+        self._port.resume(self.curl, mask or _PAUSE_CONT)
 
     async def aclose(self) -> None:
         """Cancel the transfer if it is still running; drop what is buffered."""
@@ -347,7 +342,7 @@ class Stream(object):
         self._size = 0
         if not self.future.done():
             try:
-                self._multi.remove_handle(self.curl)
+                self._port.stop(self.curl)
             except RuntimeError:
                 pass  # finished or the multi closed meanwhile
         if self._upload is not None:

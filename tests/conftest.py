@@ -51,6 +51,8 @@ def pytest_report_header(config):
         lines.append("curlmulti: not importable: %r" % (e,))
         return lines
     where = os.path.dirname(os.path.abspath(curlmulti.__file__))
+    native = getattr(curlmulti.AsyncCurlMulti, "_use_native", False)
+    lines.append("AsyncCurlMulti driver: %s" % ("native event core" if native else "pure Python"))
     lines.append("curlmulti: %s from %s" % (getattr(curlmulti, "__version__", "?"), where))
     if os.environ.get("CURLMULTI_TEST_INSTALLED") and where == os.path.join(ROOT, "curlmulti"):
         raise pytest.UsageError("tests imported curlmulti from the source tree (%s), not the "
@@ -69,6 +71,15 @@ def _serve(server, value=None):
         server.stop()
         if problems:
             fail(problems, "when stopping %s" % type(server).__name__)
+
+
+@pytest.fixture
+def python_driver(monkeypatch):
+    """Pin AsyncCurlMulti to its pure-Python driver: for the tests of that
+    driver's own internals (its Python socket callback, its select.epoll
+    set), which the native event core does not have."""
+    from curlmulti import AsyncCurlMulti
+    monkeypatch.setattr(AsyncCurlMulti, "_use_native", False)
 
 
 @pytest.fixture(scope="session")

@@ -698,6 +698,7 @@ async def test_stalled_transfer_does_not_spin(httpd):
         fut.cancel()
 
 
+@pytest.mark.usefixtures("python_driver")  # internals of the Python driver
 async def test_watchers_are_not_re_registered(httpd):
     loop = asyncio.get_running_loop()
     async with AsyncCurlMulti() as multi:
@@ -802,6 +803,7 @@ def test_keyboard_interrupt_in_a_callback_travels_as_itself(httpd):
         loop.close()
 
 
+@pytest.mark.usefixtures("python_driver")  # internals of the Python driver
 async def test_socket_action_failure_fails_pending_futures(httpd):
     async with AsyncCurlMulti() as multi:
         futs = [multi.add_handle(make(httpd.url("/delay/300"))) for _ in range(5)]
@@ -822,6 +824,7 @@ async def test_socket_action_failure_fails_pending_futures(httpd):
         assert await multi.perform(make(httpd.url("/bytes/10")))  # usable again
 
 
+@pytest.mark.usefixtures("python_driver")  # internals of the Python driver
 async def test_exception_in_the_socket_callback_fails_pending_futures(httpd):
     loop = asyncio.get_running_loop()
     async with AsyncCurlMulti() as multi:

@@ -1,0 +1,170 @@
+"""The native event core of a ``CurlMulti`` (C in ``_decl/eventcore.c``).
+
+Once installed, libcurl's socket and timer callbacks are C functions: the
+sockets libcurl wants watched sit in an epoll set and the next deadline in
+C, so socket events, mask changes and timer changes cost no Python at all.
+The owner of the loop waits for one descriptor (``fileno``) and one timeout
+(``timeout_ms``), then makes one call per wake-up (``run``): every ready
+socket and the expired timer are served, ``curl_multi_info_read`` is
+drained and the finished transfers are removed from the multi, all in C.
+Python then maps each finished ``CURL *`` back to its ``Curl`` through the
+multi's record (``handles``), as ``info_read()`` does.
+
+Ownership: the ``cm_evcore`` belongs to the ``_MultiRecord`` (``core``); the
+record's teardown resets libcurl's callbacks and then frees it.  ``run`` is
+one of the multi's long calls (``long_call``: marked busy, lock released
+while libcurl works), so easy-handle callbacks that run in it (write,
+header, ...) still run in Python with their exceptions stored on their
+records, and a detach or close asked for from one of them is deferred until
+the call has returned, as for ``socket_action``.
+
+Linux only (``AVAILABLE``); elsewhere ``install`` raises and the asyncio
+driver keeps its Python path.
+"""
+
+import os
+
+from . import _callbacks
+from ._curl import ffi, lib
+from ._errors import error, misuse
+from ._owner import CLOSING
+
+AVAILABLE = bool(lib.CM_EVCORE)
+RUN_SOCKETS = lib.CM_RUN_SOCKETS
+RUN_TIMER = lib.CM_RUN_TIMER
+_CAP = 256  # finished transfers taken per C call
+_E_ABORTED = lib.CURLE_ABORTED_BY_CALLBACK
+_M_INTERNAL = lib.CURLM_INTERNAL_ERROR
+_from_handle = ffi.from_handle
+_run = lib.cm_evcore_run
+
+
+class EventCore(object):
+    """The Python side of one ``cm_evcore``: the C struct and the arrays the
+    run fills (allocated once)."""
+
+    __slots__ = ("c", "owners", "codes", "removed", "out", "pending", "fd", "owner")
+
+    def __init__(self, c):
+        self.c = c
+        self.fd = c.epfd
+        self.owners = ffi.new("void *[]", _CAP)
+        self.codes = ffi.new("int[]", _CAP)
+        self.removed = ffi.new("int[]", _CAP)
+        self.out = ffi.new("int[]", 5)
+        self.pending = None  # (ok, failed) read by a run that then raised
+        self.owner = None  # weakref to an AsyncCurlMulti: told of removals outside its calls
+
+    def after_detach(self):
+        """A handle was detached outside a run: if that ran the socket or
+        timer callback outside the owner's own calls (a Curl closed by its
+        owner), tell the owner now rather than at its next wake-up."""
+        c = self.c
+        if c is not None and c.foreign and self.owner is not None:
+            owner = self.owner()
+            if owner is not None:
+                owner._foreign()
+
+    def release(self):
+        """Free the C core; libcurl must no longer point at it."""
+        c, self.c = self.c, None
+        if c is not None:
+            ffi.release(c)
+
+
+def install(rec):
+    """Give the multi of ``rec`` the native core (idempotent); returns it.
+    Refused while M_SOCKETFUNCTION or M_TIMERFUNCTION is set."""
+    core = rec.core
+    if core is not None:
+        return core
+    if not AVAILABLE:
+        raise NotImplementedError("the native event core needs epoll (Linux)")
+    lock = rec.lock
+    lock.acquire()
+    try:
+        if rec.thread is not None:
+            rec.enter("event_fileno")
+        h = rec.open_handle("event_fileno")
+        if rec.core is not None:
+            return rec.core
+        if rec.handles:
+            # libcurl announces a socket or a timer only when it changes:
+            # those of transfers already attached would never reach the core.
+            raise misuse("event_fileno() must be called before the first add_handle()")
+        if rec.socket_cb is not None or rec.timer_cb is not None:
+            raise misuse("the native event core cannot be used while M_SOCKETFUNCTION or "
+                         "M_TIMERFUNCTION is set")
+        c = lib.cm_evcore_new(h)
+        if c == ffi.NULL:
+            raise error(_M_INTERNAL, "the native event core could not be set up")
+        core = rec.core = EventCore(ffi.gc(c, lib.cm_evcore_free))
+        return core
+    finally:
+        lock.release()
+
+
+def timeout_ms(rec):
+    """Milliseconds until libcurl's deadline, 0 if it has passed, -1 if none."""
+    core = rec.core
+    if core is None or core.c is None:
+        return -1
+    return lib.cm_evcore_timeout(core.c)
+
+
+def run(rec, flags):
+    """One wake-up: ``(running, ok, failed, foreign, more)``.  ``running``
+    is libcurl's count after the last action (-1 if none ran); ``ok`` the
+    Curls that succeeded, ``failed`` ``(curl, code, message)`` for the
+    others, both already removed from the multi; ``foreign`` whether a
+    socket or timer callback ran outside the multi's own calls since the
+    last run (a Curl closed by its owner); ``more`` whether finished
+    transfers are left to read (call again with flags 0)."""
+    core = rec.core
+    if core is None:
+        raise misuse("run_ready() needs the event core: call event_fileno() first")
+    pending = core.pending
+    if pending is not None:
+        core.pending = None
+        return -1, pending[0], pending[1], False, True
+    c = core.c
+    owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
+    n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
+    try:  # the lock is held
+        ok, failed = [], []
+        if n:
+            handles = rec.handles
+            for i in range(n):
+                erec = _from_handle(owners[i])
+                curl = handles.get(erec)
+                if curl is None or erec.state is CLOSING:
+                    continue  # closed meanwhile, from a callback
+                if not removed[i]:
+                    rec.unlink(erec)
+                code = codes[i]
+                if code == 0 and erec.callback_error is None:
+                    ok.append(curl)
+                else:
+                    err = erec.transfer_error(code or _E_ABORTED)
+                    failed.append((curl, err.args[0], err.args[1]))
+        code, running, queued, foreign, errno_ = out[0], out[1], out[2], out[3], out[4]
+        if code or errno_ or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+            core.pending = (ok, failed)  # given by the next run if this one raises
+            rec.settle(code)
+            if errno_:
+                raise error(_M_INTERNAL, "the event core's epoll set failed: %s" % os.strerror(errno_))
+            core.pending = None
+        return running, ok, failed, bool(foreign), bool(queued) or n == _CAP
+    finally:
+        rec.lock.release()
+
+
+def watched(rec):
+    """{fd: POLL_IN/POLL_OUT mask} of the sockets in the epoll set."""
+    core = rec.core
+    if core is None or core.c is None:
+        return {}
+    fds = ffi.new("int[]", 1024)
+    masks = ffi.new("int[]", 1024)
+    n = lib.cm_evcore_watched(core.c, fds, masks, 1024)
+    return {fds[i]: masks[i] for i in range(n)}
