@@ -70,6 +70,9 @@ def _ops(cm, c, m, c2):
     def info_read_empty():
         m.info_read()
 
+    def select_zero():
+        m.select(0)
+
     return {
         "setopt_url": setopt_url,
         "setopt_long": setopt_long,
@@ -79,11 +82,12 @@ def _ops(cm, c, m, c2):
         "perform": perform_idle,
         "socket_action": socket_action_timeout,
         "info_read": info_read_empty,
+        "select": select_zero,
     }
 
 
 OPS = ["setopt_url", "setopt_long", "setopt_callback", "getinfo", "add_remove", "perform",
-       "socket_action", "info_read"]
+       "socket_action", "info_read", "select"]
 
 
 def child(op, n):

@@ -315,7 +315,7 @@ class _EasyRecord(object):
                  "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
 
     def __init__(self, h):
-        self.h = h
+        self.h = None  # set last: if this fails, the caller frees h, not __del__
         self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
         gate = lib.cm_easy_new(h)
         if gate == ffi.NULL:
@@ -335,6 +335,7 @@ class _EasyRecord(object):
         self.share = self.share_s = None
         self.callback_error = None
         self.clear_callbacks()
+        self.h = h
 
     def bind(self):
         check_easy(lib.cm_easy_bind(self.h, self.udp))
