@@ -749,30 +749,8 @@ class CurlMulti(Owned):
         it early."""
         ms = _milliseconds(timeout)
         rec = self._rec
-        lock = rec.lock
-        lock.acquire()
-        if rec.thread is None and not rec.waiters and rec.h is not None:
-            # The common case, long_call() written out (a hot path: a loop
-            # calls it once a turn).  The mark is cleared under the lock:
-            # other threads' calls wait for a wait to end (see enter()).
-            h = rec.h
-            rec.thread = _get_ident()
-            rec.activity = "select"
-            rec.depth = 1
-            lock.release()
-            try:
-                n = _select(h, ms)
-            finally:
-                lock.acquire()
-                rec.depth = 0
-                rec.thread = rec.activity = None
-                if rec.waiters:
-                    rec.cond.notify_all()
-                lock.release()
-        else:
-            lock.release()
-            n = rec.long_call("select", _select, ms)
-            rec.lock.release()
+        n = rec.long_call("select", _select, ms)
+        rec.lock.release()
         if n < 0:
             check_multi(-n)
         return n
