@@ -1,8 +1,8 @@
 """``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
 
 import errno
+import functools
 import io
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
@@ -28,6 +28,12 @@ _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
 _E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
 
 _setopt_str = lib.cm_easy_setopt_str
+_fast_setopt_str = lib.cm_easy_fast_setopt_str
+_fast_setopt_long = lib.cm_easy_fast_setopt_long
+_fast_getinfo_long = lib.cm_easy_fast_getinfo_long
+_getinfo_code = lib.cm_getinfo_code
+_BUSY = lib.CM_BUSY
+_BUSY_INFO = int(ffi.cast("CURLcode", lib.CM_BUSY))  # what cm_getinfo_code() says for CM_BUSY
 # What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
 _LONG, _OFF_T, _STRING, _SLIST, _BLOB, _FUNCTION, _OBJECT = range(7)
 _KINDS = {}
@@ -326,7 +332,33 @@ class _SocketCloser(object):
 
 
 _CALLBACK_SLOTS = tuple(sorted(set(_CALLBACK_ATTRS.values())))
+# The callbacks whose trampoline's owner is the record (CLOSESOCKETFUNCTION's
+# is a _SocketCloser): replacing one that is set only swaps the callable.
+_SWAP_ATTRS = {o: a for o, a in _CALLBACK_ATTRS.items() if o != _CLOSESOCKETFUNCTION}
 _get_ident = get_ident
+_easy_lock = lib.cm_easy_lock
+_easy_unlock = lib.cm_easy_unlock
+
+
+class _EasyLock(object):
+    """The own lock of an easy handle's record: the recursive C mutex of its
+    ``struct cm_easy`` (shims.c), so that the fast paths of setopt() and
+    getinfo() take it in the same C call as their libcurl call.
+    ``acquire()`` and ``release()`` (blocking only) are the C calls
+    themselves, bound to the record's mutex: no Python frame."""
+
+    __slots__ = ("acquire", "release")
+
+    def __init__(self, gate):
+        self.acquire = functools.partial(_easy_lock, gate)
+        self.release = functools.partial(_easy_unlock, gate)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
 
 
 class _EasyRecord(object):
@@ -343,14 +375,20 @@ class _EasyRecord(object):
     in flight may still read it, so it is freed at the detach), ``closers``,
     the share, the error buffer; and the callables the trampolines call."""
 
-    __slots__ = ("h", "udp", "lock", "own_lock", "state", "thread", "multi", "errbuf", "keep",
+    __slots__ = ("h", "udp", "lock", "own_lock", "gate", "state", "thread", "multi", "errbuf", "keep",
                  "retired", "closers", "sink_h", "share", "share_s", "callback_error",
                  "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
 
     def __init__(self, h):
-        self.h = h
+        self.h = None  # set last: if this fails, the caller frees h, not __del__
         self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
-        self.lock = self.own_lock = threading.RLock()
+        gate = lib.cm_easy_new(h)
+        if gate == ffi.NULL:
+            raise MemoryError("cm_easy_new failed")
+        # The C side of the record: its lock, and the idle flag the fast
+        # paths read.  idle is written only under that lock.
+        self.gate = ffi.gc(gate, lib.cm_easy_free)
+        self.lock = self.own_lock = _EasyLock(self.gate)
         self.state = IDLE
         self.thread = None
         self.multi = None
@@ -362,6 +400,7 @@ class _EasyRecord(object):
         self.share = self.share_s = None
         self.callback_error = None
         self.clear_callbacks()
+        self.h = h
 
     def bind(self):
         check_easy(lib.cm_easy_bind(self.h, self.udp))
@@ -530,6 +569,7 @@ class _EasyRecord(object):
         CURL * (None if it was freed already)."""
         h, self.h = self.h, None
         self.state = CLOSED
+        lib.cm_easy_retire(self.gate)  # waits for a fast path in flight
         self.multi = None
         self.lock = self.own_lock
         return h
@@ -560,6 +600,7 @@ class _EasyRecord(object):
         if h is not None:
             self.h = None
             self.state = CLOSED
+            lib.cm_easy_retire(self.gate)
             self.free(h, quiet=True)
 
 
@@ -639,6 +680,45 @@ class Curl(Owned):
         if option in _DEPRECATED_SETOPT:
             _deprecations.setopt(option, value)
         rec = self._rec
+        if type(option) is int and rec is not None and not use_memoryview:
+            # The fast path: an idle handle's string and long options, the
+            # state checked and libcurl called under its lock in one C call.
+            kind = _KINDS.get(option)
+            if kind == _STRING:
+                if type(value) is str:
+                    try:
+                        value = value.encode("ascii")
+                    except UnicodeEncodeError:
+                        kind = None  # the slow path raises it, after its checks
+                if type(value) is bytes and kind is not None and 0 not in value:
+                    code = _fast_setopt_str(rec.gate, option, value)
+                    if code == 0:
+                        return
+                    if code != _BUSY:
+                        raise easy_error(code)
+            elif kind == _LONG and type(value) is int and _LONG_MIN <= value <= _LONG_MAX:
+                code = _fast_setopt_long(rec.gate, option, value)
+                if code == 0:
+                    return
+                if code != _BUSY:
+                    raise easy_error(code)
+            elif kind == _FUNCTION:
+                # Replacing a Python callback whose trampoline is in place
+                # only swaps the callable (what set_callback() does then).
+                attr = _SWAP_ATTRS.get(option)
+                if attr is not None and callable(value) and (
+                        option != _WRITEFUNCTION or not isinstance(getattr(value, "__self__", None), _Sink)):
+                    gate = rec.gate
+                    _easy_lock(gate)
+                    try:
+                        if rec.lock is rec.own_lock and rec.state is IDLE and getattr(rec, attr) is not None:
+                            setattr(rec, attr, value)
+                            view_attr = _VIEW_ATTRS.get(option)
+                            if view_attr is not None:
+                                setattr(rec, view_attr, False)
+                            return
+                    finally:
+                        _easy_unlock(gate)
         if rec is None:  # never initialised: _enter raises
             self._enter("setopt")
         lock = rec.lock
@@ -812,6 +892,7 @@ class Curl(Owned):
                 rec.enter("perform")  # raises: closed, or running
             h = rec.h
             rec.state = PERFORMING
+            rec.gate.idle = 0  # under own_lock
             rec.thread = _get_ident()
             rec.callback_error = None
         finally:
@@ -821,6 +902,7 @@ class Curl(Owned):
         finally:
             lock = acquire(rec)
             rec.state = IDLE
+            rec.gate.idle = 1  # under own_lock
             rec.thread = None
             lock.release()
         exc = rec.callback_error
@@ -904,6 +986,14 @@ class Curl(Owned):
             rec = self._rec
             if rec is None:  # never initialised: _enter raises
                 self._enter("getinfo")
+            # The fast path: an idle handle, checked and read in one C call.
+            value = _fast_getinfo_long(rec.gate, info)
+            if value != _LONG_MIN:
+                return value
+            code = _getinfo_code()
+            if code != _BUSY_INFO:
+                check_easy(code)
+                return value
             lock = rec.lock
             lock.acquire()
             if rec.lock is not lock or (rec.state is not IDLE and (

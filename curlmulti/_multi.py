@@ -79,6 +79,12 @@ _add_handle = lib.curl_multi_add_handle
 _multi_perform = lib.curl_multi_perform
 _socket_action = lib.curl_multi_socket_action
 _remove_handle = lib.curl_multi_remove_handle
+_add_locked = lib.cm_multi_add_locked
+_remove_idle = lib.cm_multi_remove_idle
+_select = lib.cm_multi_select
+_easy_lock = lib.cm_easy_lock
+_easy_unlock = lib.cm_easy_unlock
+_set_idle = lib.cm_easy_set_idle
 _get_ident = get_ident
 _CLOSED = "CurlMulti object"
 _WAITS = ("select", "poll", "wait")
@@ -269,6 +275,7 @@ class _MultiRecord(object):
                                  "(it is attached to another CurlMulti)")
                 erec.enter("add_handle")  # raises: closed, or perform() running
             erec.state = ATTACHED
+            erec.gate.idle = 0  # under own_lock: no fast path from now on
             erec.multi = self
             erec.lock = self.lock
             erec.callback_error = None
@@ -283,11 +290,14 @@ class _MultiRecord(object):
             # Under this multi's lock, which guards erec while attached; the
             # switch back to its own lock comes last, so a thread that took
             # the own lock meanwhile sees erec only once it is idle.
-            if erec.state is ATTACHED:
+            idle = erec.state is ATTACHED
+            if idle:
                 erec.state = IDLE
             erec.multi = None
             erec.retired = None  # frees what the Curl replaced while attached
             erec.lock = erec.own_lock
+            if idle:
+                _set_idle(erec.gate, 1)  # the fast paths may run again
         closers = erec.closers
         if closers:
             self.closers.update(closers)
@@ -472,20 +482,6 @@ class CurlMulti(Owned):
             erec = curl._rec
             if erec is None:
                 raise closed_error("Curl object", "add_handle")
-            # Attached for Python before libcurl runs the timer callback, so
-            # that a close() from there is deferred, not done under libcurl.
-            own = erec.own_lock
-            own.acquire()
-            if erec.state is IDLE:  # attach() written out: a hot path
-                erec.state = ATTACHED
-                erec.multi = rec
-                erec.lock = lock
-                erec.callback_error = None
-                own.release()
-                rec.handles[erec] = curl
-            else:
-                own.release()
-                rec.attach(erec, curl)  # raises why not
             # One of this multi's calls (begin/end written out: a hot path).
             outer = not rec.depth
             if outer:
@@ -494,7 +490,23 @@ class CurlMulti(Owned):
             rec.depth += 1
             rec.adding = True
             try:
-                code = _add_handle(h, erec.h)
+                # Attached for Python before libcurl runs the timer callback,
+                # so that a close() from there is deferred, not done under
+                # libcurl.
+                gate = erec.gate
+                _easy_lock(gate)  # its own lock (the C mutex of _EasyLock)
+                if erec.state is IDLE:  # attach() written out: a hot path
+                    erec.state = ATTACHED
+                    erec.multi = rec
+                    erec.lock = lock
+                    erec.callback_error = None
+                    rec.handles[erec] = curl
+                    # Clears gate.idle, releases the own lock, then adds.
+                    code = _add_locked(h, gate)
+                else:
+                    _easy_unlock(gate)
+                    rec.attach(erec, curl)  # raises why not
+                    code = _add_handle(h, erec.h)
             finally:
                 rec.adding = False
                 if outer and rec.depth == 1 and not rec.waiters:
@@ -546,7 +558,9 @@ class CurlMulti(Owned):
             rec.activity = "remove_handle"
             rec.depth = 1
             try:
-                code = _remove_handle(h, erec.h)
+                # Removed, then gate.idle set (a fast path of another thread
+                # may run from then on: libcurl no longer has the handle).
+                code = _remove_idle(h, erec.gate)
             finally:
                 rec.depth = 0
                 rec.thread = rec.activity = None
@@ -748,7 +762,7 @@ class CurlMulti(Owned):
         it early."""
         ms = _milliseconds(timeout)
         rec = self._rec
-        n = rec.long_call("select", lib.cm_multi_select, ms)
+        n = rec.long_call("select", _select, ms)
         rec.lock.release()
         if n < 0:
             check_multi(-n)

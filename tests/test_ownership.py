@@ -217,6 +217,40 @@ def test_states_of_a_curl(fast_server):
     m.close()
 
 
+def test_the_c_idle_flag_follows_the_states(fast_server):
+    # The fast paths of setopt/getinfo run only while the C side says idle;
+    # in every other state they fall back to the checks under the lock.
+    c = easy(fast_server("/get"))
+    rec = c._rec
+    assert rec.gate.idle == 1
+    seen = []
+
+    def write(data):
+        seen.append(rec.gate.idle)
+        with pytest.raises(error, match="perform"):
+            c.setopt(c.URL, fast_server("/other"))  # refused from the transfer's callback
+        seen.append(c.getinfo(c.RESPONSE_CODE))  # allowed there
+
+    c.setopt(c.WRITEFUNCTION, write)
+    c.perform()
+    assert seen[:2] == [0, 200] and rec.gate.idle == 1
+    m = CurlMulti()
+    m.add_handle(c)
+    assert rec.gate.idle == 0
+    c.setopt(c.URL, fast_server("/get"))  # attached, the multi idle: allowed, under its lock
+    assert c.getinfo(c.RESPONSE_CODE) == 200
+    m.remove_handle(c)
+    assert rec.gate.idle == 1
+    m.add_handle(c)
+    c.close()
+    assert rec.gate.idle == 0
+    with pytest.raises(error):
+        c.setopt(c.URL, fast_server("/get"))
+    with pytest.raises(error):
+        c.getinfo(c.RESPONSE_CODE)
+    m.close()
+
+
 def test_a_curl_closed_from_a_multi_callback_is_closing_until_the_call_returns(fast_server):
     m = CurlMulti()
     c = Curl()

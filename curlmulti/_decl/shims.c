@@ -586,3 +586,117 @@ static CURLcode cm_easy_use_share(CURL *h, cm_share *old, cm_share *s)
         cm_share_leave(old);
     return CURLE_OK;
 }
+
+/* -- The lock of an easy handle's record ------------------------------------
+ * While a Curl is not attached to a CurlMulti its record is guarded by this
+ * recursive mutex: Python takes it through cm_easy_lock/cm_easy_unlock (the
+ * record's own_lock), and the fast paths below take it in the same C call as
+ * their libcurl call, so that the check of the state and the call are one step
+ * for other threads with no Python lock call at all.  idle is 1 while the
+ * record's state is IDLE and libcurl may be called on h; it is written only
+ * under the mutex (from Python: while holding own_lock). */
+
+struct cm_easy {
+    CURL *h;                 /* NULL once the handle is closed */
+    int idle;
+    pthread_mutex_t mu;
+};
+
+#define CM_BUSY (-1)
+
+static struct cm_easy *cm_easy_new(CURL *h)
+{
+    struct cm_easy *e = calloc(1, sizeof(*e));
+    pthread_mutexattr_t attr;
+    if (e == NULL)
+        return NULL;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&e->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    e->h = h;
+    e->idle = 1;
+    return e;
+}
+
+static void cm_easy_free(struct cm_easy *e)
+{
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+static void cm_easy_lock(struct cm_easy *e)
+{
+    pthread_mutex_lock(&e->mu);
+}
+
+static void cm_easy_unlock(struct cm_easy *e)
+{
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void cm_easy_set_idle(struct cm_easy *e, int idle)
+{
+    pthread_mutex_lock(&e->mu);
+    e->idle = idle;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void cm_easy_retire(struct cm_easy *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->idle = 0;
+    e->h = NULL;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static int cm_easy_fast_setopt_str(struct cm_easy *e, CURLoption opt, const char *value)
+{
+    int code = CM_BUSY;
+    pthread_mutex_lock(&e->mu);
+    if (e->idle)
+        code = (int)curl_easy_setopt(e->h, opt, value);
+    pthread_mutex_unlock(&e->mu);
+    return code;
+}
+
+static int cm_easy_fast_setopt_long(struct cm_easy *e, CURLoption opt, long value)
+{
+    int code = CM_BUSY;
+    pthread_mutex_lock(&e->mu);
+    if (e->idle)
+        code = (int)curl_easy_setopt(e->h, opt, value);
+    pthread_mutex_unlock(&e->mu);
+    return code;
+}
+
+static long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info)
+{
+    long value = 0;
+    CURLcode rc;
+    pthread_mutex_lock(&e->mu);
+    if (!e->idle) {
+        pthread_mutex_unlock(&e->mu);
+        cm_last_getinfo_code = (CURLcode)CM_BUSY;
+        return LONG_MIN;
+    }
+    rc = curl_easy_getinfo(e->h, info, &value);
+    pthread_mutex_unlock(&e->mu);
+    cm_last_getinfo_code = rc;
+    return rc == CURLE_OK ? value : LONG_MIN;
+}
+
+static CURLMcode cm_multi_add_locked(CURLM *m, struct cm_easy *e)
+{
+    CURL *h = e->h;
+    e->idle = 0;
+    pthread_mutex_unlock(&e->mu);
+    return curl_multi_add_handle(m, h);
+}
+
+static CURLMcode cm_multi_remove_idle(CURLM *m, struct cm_easy *e)
+{
+    CURLMcode code = curl_multi_remove_handle(m, e->h);
+    cm_easy_set_idle(e, 1);
+    return code;
+}

@@ -116,3 +116,28 @@ void cm_sink_detach(struct cm_sink *s, CURL *h);
 CURLcode cm_easy_set_sink(CURL *h, struct cm_sink *s);
 /* libcurl's write callback of a sink; also appends from Python. */
 size_t cm_sink_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+
+/* The lock of an easy handle's record while it is not attached (a recursive
+ * mutex) and the fast paths that check idle and call libcurl under it in one
+ * C call.  idle is written only under the mutex.  Fast paths return CM_BUSY
+ * (getinfo: LONG_MIN with cm_getinfo_code() == CM_BUSY) when the handle is not
+ * idle: Python then takes its slow path. */
+struct cm_easy {
+    int idle;
+    ...;
+};
+#define CM_BUSY ...
+struct cm_easy *cm_easy_new(CURL *h);
+void cm_easy_free(struct cm_easy *e);
+void cm_easy_lock(struct cm_easy *e);
+void cm_easy_unlock(struct cm_easy *e);
+void cm_easy_set_idle(struct cm_easy *e, int idle);
+/* idle = 0 and h = NULL: no fast path touches the handle from now on. */
+void cm_easy_retire(struct cm_easy *e);
+int cm_easy_fast_setopt_str(struct cm_easy *e, CURLoption opt, const char *value);
+int cm_easy_fast_setopt_long(struct cm_easy *e, CURLoption opt, long value);
+long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info);
+/* Called with e locked (cm_easy_lock): idle = 0, unlock, curl_multi_add_handle. */
+CURLMcode cm_multi_add_locked(CURLM *m, struct cm_easy *e);
+/* curl_multi_remove_handle, then idle = 1 under the mutex. */
+CURLMcode cm_multi_remove_idle(CURLM *m, struct cm_easy *e);
