@@ -629,6 +629,7 @@ class Curl(Owned):
         check_easy(_setopt_str(h, _USERAGENT, _DEFAULT_AGENT))
 
     def _adopt(self, h):
+        rec = None
         try:
             rec = _EasyRecord(h)
             self._ud = ffi.new_handle(rec)
@@ -636,6 +637,12 @@ class Curl(Owned):
             self._rec = rec
             rec.bind()
         except BaseException:
+            if rec is not None and rec.h is not None:
+                # The record owns h by now: let it go first, or its __del__
+                # would free h a second time.
+                rec.h = None
+                rec.state = CLOSED
+                lib.cm_easy_retire(rec.gate)
             lib.curl_easy_cleanup(h)
             raise
 
