@@ -153,6 +153,13 @@ def scenario_httppost_vs_mimepost(pycurl, o, servers):
     finally:
         os.unlink(path)
     c = pycurl.Curl()
+    c.setopt(pycurl.URL, servers["httpbin"] + "/anything")
+    c.setopt(pycurl.WRITEFUNCTION, lambda data: None)
+    o.call("httppost-missing-file.setopt", c.setopt, pycurl.HTTPPOST,
+           [("f", (pycurl.FORM_FILE, path + ".does-not-exist"))])
+    o.call("httppost-missing-file.perform", c.perform)
+    c.close()
+    c = pycurl.Curl()
     o.call("httppost-bad", c.setopt, pycurl.HTTPPOST, [("a", 5)])
     o.call("mimepost-bad", c.setopt, pycurl.MIMEPOST, "not a mime")
     o.call("mimepost-none", c.setopt, pycurl.MIMEPOST, None)
@@ -176,6 +183,11 @@ def scenario_lifetimes(pycurl, o, servers):
     del m  # the Curl keeps it alive
     _received(pycurl, o, "after-del", c, servers["httpbin"] + "/anything")
     c.close()
+    c = pycurl.Curl()
+    m = pycurl.CurlMime(c)
+    c.close()
+    o.call("add_field-curl-closed", m.add_field, "a", "b")
+    o.call("add_multipart-curl-closed", m.add_multipart, "n")
     c = pycurl.Curl()
     o.call("no-curl", pycurl.CurlMime)
     o.call("curl-closed", lambda: pycurl.CurlMime(_closed(pycurl)))
