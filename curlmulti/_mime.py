@@ -299,7 +299,7 @@ class CurlMime(object):
                 with open(path, "rb"):  # readable now (libcurl reads it again at the transfer)
                     pass
             except OSError:  # as libcurl's curl_mime_filedata reports it
-                raise easy_error(lib.CURLE_READ_ERROR)
+                raise easy_error(lib.CURLE_READ_ERROR) from None
             args.append(("filedata", path))
         if filename is not None:
             args.append(("filename", _text(filename, "filename")))
