@@ -41,7 +41,7 @@ import weakref
 
 from ._curl import ffi, lib
 from ._easy import OBJECT_OPTIONS, Curl
-from ._errors import check_easy, error, misuse
+from ._errors import check_easy, easy_error, error, misuse
 from ._owner import ATTACHED, PERFORMING
 
 _LOCK = threading.RLock()
@@ -295,8 +295,11 @@ class CurlMime(object):
             args.append(("data", _data(data)))
         if file is not None:
             path = _path(file, "file")
-            with open(path, "rb"):  # readable now (libcurl reads it again at the transfer)
-                pass
+            try:
+                with open(path, "rb"):  # readable now (libcurl reads it again at the transfer)
+                    pass
+            except OSError:  # as libcurl's curl_mime_filedata reports it
+                raise easy_error(lib.CURLE_READ_ERROR) from None
             args.append(("filedata", path))
         if filename is not None:
             args.append(("filename", _text(filename, "filename")))
@@ -379,7 +382,7 @@ class CurlMimePart(object):
         rec = self._mrec
         with _LOCK:
             if rec.closed:
-                raise error(0, "cannot invoke %s() - no mime part" % method)
+                raise error(0, "cannot invoke %s() - no mime handle" % method)
             rec.refuse_in_use(method)
             check_easy(func(self._part, *args))
 
@@ -388,7 +391,7 @@ class CurlMimePart(object):
         rec = self._mrec
         with _LOCK:
             if rec.closed:
-                raise error(0, "cannot invoke %s() - no mime part" % method)
+                raise error(0, "cannot invoke %s() - no mime handle" % method)
             rec.refuse_in_use(method)
             key = int(ffi.cast("uintptr_t", self._part))
             check_easy(func(self._part, *args))

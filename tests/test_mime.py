@@ -226,8 +226,10 @@ if pytest is not None and __name__ != "__main__":
             m.add_field("ü", "x")
         with pytest.raises(TypeError):
             m.add_field("x", 5)
-        with pytest.raises(FileNotFoundError):
+        with pytest.raises(error) as info:  # pycurl's E_READ_ERROR, no part added
             m.add_file("f", str(tmp_path / "missing"))
+        assert info.value.args[0] == curlmulti.E_READ_ERROR
+        assert isinstance(info.value.__context__, FileNotFoundError)
         with pytest.raises(TypeError):
             m.add_field("x", "y", headers="X: not a list")
         with pytest.raises(TypeError):

@@ -225,3 +225,33 @@ def test_compare_tool_reports_classes_and_signatures():
     # What this branch made pycurl's: CurlMulti's keyword-only close_handles, pause()'s default.
     signatures = out.split("Signatures that differ")[1].split("\n\n")[0]
     assert "CurlMulti()" not in signatures and "Curl.pause()" not in signatures, signatures
+    # Every missing member and differing signature is listed in docs/compat.md.
+    listed = compare_tool_differences()
+    reported = []
+    for title in ("Module functions and objects missing", "Classes, methods and attributes missing",
+                  "Signatures that differ"):
+        section = out.split("\n%s: " % title, 1)[1].split("\n\n")[0]
+        reported += [line.strip() for line in section.splitlines()[1:] if line.strip()]
+    unlisted = [line for line in reported
+                if not any(line == name or line.startswith(name + " ") or line.startswith(name + ":")
+                           for name in listed)]
+    assert not unlisted, "docs/compat.md does not list: %s" % unlisted
+
+
+_TOOL_BEGIN = "<!-- compare-pycurl differences: begin -->"
+_TOOL_END = "<!-- compare-pycurl differences: end -->"
+
+
+def compare_tool_differences(path=COMPAT):
+    """The names docs/compat.md lists as reported by tools/compare_pycurl.py
+    (each with a reason)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    table = text.split(_TOOL_BEGIN, 1)[1].split(_TOOL_END, 1)[0]
+    out = []
+    for line in table.splitlines():
+        m = _ROW.match(line.strip())
+        if m:
+            assert m.group(2).strip(), "docs/compat.md gives no reason for %s" % m.group(1)
+            out.append(m.group(1))
+    return out
