@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import time
+from typing import Optional, Sequence
 from urllib.parse import urlsplit
 
 from .crawl import Request, Session, normalise_url
@@ -471,7 +472,7 @@ def _chain(first, rest):
         yield u
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "fetch":
