@@ -47,7 +47,7 @@ import json as _json
 import random
 import re
 import time
-from typing import Any, AsyncIterator, Dict, List, Optional, Union
+from typing import Any, AsyncGenerator, Dict, List, Optional, Union
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from ._async import AsyncCurlMulti
@@ -302,7 +302,8 @@ class Request(object):
 
     __slots__ = ("url", "method", "headers", "data", "sink", "meta")
 
-    def __init__(self, url, method="GET", headers=None, data=None, sink=None, meta=None):
+    def __init__(self, url: str, method: str = "GET", headers: Any = None, data: Optional[bytes] = None,
+                 sink: Any = None, meta: Any = None) -> None:
         self.url = url
         self.method = method.upper()
         self.headers = headers
@@ -824,7 +825,7 @@ class Session(object):
             raise response.error
         return response
 
-    def as_completed(self, requests: Any, buffer: Optional[int] = None) -> AsyncIterator[Response]:
+    def as_completed(self, requests: Any, buffer: Optional[int] = None) -> AsyncGenerator[Response, None]:
         """Yield a Response for every request of ``requests`` (an iterable or
         async iterable of URLs or Requests), exactly once, as each completes.
         Failures are values: ``response.error``/``response.ok``.  At most
@@ -833,7 +834,7 @@ class Session(object):
         ``aclose()`` of the iterator) stops its transfers."""
         return self._run(requests, False, buffer)
 
-    def map(self, requests: Any, buffer: Optional[int] = None) -> AsyncIterator[Response]:
+    def map(self, requests: Any, buffer: Optional[int] = None) -> AsyncGenerator[Response, None]:
         """As ``as_completed()``, but in the order of ``requests``: a slow
         request holds back the ones after it (up to ``buffer`` of them)."""
         return self._run(requests, True, buffer)
