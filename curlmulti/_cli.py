@@ -16,9 +16,10 @@ import re
 import signal
 import sys
 import time
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import urlsplit
 
-from .crawl import Request, Session, normalise_url
+from .crawl import Request, Response, Session, normalise_url
 from ._sinks import FileSink
 
 EXTRA_HINT = "pip install 'curlmulti[cli]'"
@@ -30,11 +31,11 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="curlmulti", description="Fetch many URLs with libcurl's multi interface.")
     sub = p.add_subparsers(dest="command")
     f = sub.add_parser("fetch", help="fetch URLs given as arguments or in a file, one per line")
@@ -54,7 +55,7 @@ def _parser():
     return p
 
 
-def _crawl_options(p, parallel=50, per_host=6):
+def _crawl_options(p: argparse.ArgumentParser, parallel: int = 50, per_host: int = 6) -> None:
     p.add_argument("--parallel", type=int, default=parallel, metavar="N",
                    help="transfers at once (default %d)" % parallel)
     p.add_argument("--per-host", type=int, default=per_host, metavar="N",
@@ -73,14 +74,14 @@ def _crawl_options(p, parallel=50, per_host=6):
                    help="auto: a bar on a terminal, plain lines otherwise")
 
 
-def _check(args):
+def _check(args: argparse.Namespace) -> None:
     if args.parallel < 1 or args.per_host < 1:
         raise UsageError("--parallel and --per-host must be at least 1")
     if args.timeout <= 0 or args.connect_timeout <= 0:
         raise UsageError("--timeout and --connect-timeout must be positive")
     if args.retries < 0 or args.delay < 0:
         raise UsageError("--retries and --delay cannot be negative")
-    headers = []
+    headers: List[Tuple[str, str]] = []
     for h in args.header:
         name, sep, value = h.partition(":")
         if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
@@ -92,7 +93,7 @@ def _check(args):
 # -- file names ----------------------------------------------------------------------
 
 
-def name_for(url):
+def name_for(url: str) -> str:
     """A file name for a URL's body: host, port, path and query, with every
     character but ``A-Za-z0-9._%-`` turned into ``_``; long names are cut
     and end with a hash of the URL."""
@@ -118,7 +119,7 @@ class _Target(object):
 
     __slots__ = ("dir", "name", "final", "part", "fd", "claims", "overwrite")
 
-    def __init__(self, out_dir, name, claims, overwrite):
+    def __init__(self, out_dir: str, name: str, claims: Dict[str, "_Target"], overwrite: bool) -> None:
         self.dir = out_dir
         self.name = name
         self.final = os.path.join(out_dir, name)
@@ -127,7 +128,7 @@ class _Target(object):
         self.claims = claims
         self.overwrite = overwrite
 
-    def open(self):
+    def open(self) -> FileSink:
         """The request's sink, at each attempt (a retry starts again)."""
         self.close()
         if not self.overwrite and os.path.lexists(self.final):
@@ -138,12 +139,12 @@ class _Target(object):
         self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
         return FileSink(self.fd)
 
-    def close(self):
+    def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
-    def finish(self, keep):
+    def finish(self, keep: bool) -> Optional[str]:
         """Returns the file's path if kept."""
         self.close()
         if self.claims.get(self.name) is not self:
@@ -162,7 +163,7 @@ class _Target(object):
         return None
 
 
-def _prepare_dir(path):
+def _prepare_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, ".curlmulti-probe-%d" % os.getpid())
@@ -176,16 +177,16 @@ def _prepare_dir(path):
 # -- input ---------------------------------------------------------------------------
 
 
-def _lines(stream):
+def _lines(stream: Iterable[str]) -> Iterator[str]:
     for line in stream:
         line = line.strip()
         if line and not line.startswith("#"):
             yield line
 
 
-def _read_done(report):
+def _read_done(report: str) -> Set[str]:
     """URLs that a previous report says were fetched."""
-    done = set()
+    done: Set[str] = set()
     try:
         f = open(report, encoding="utf-8")
     except FileNotFoundError:
@@ -206,7 +207,7 @@ def _read_done(report):
 # -- progress ------------------------------------------------------------------------
 
 
-def _human(n):
+def _human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
@@ -215,17 +216,17 @@ def _human(n):
 
 
 class Stats(object):
-    def __init__(self, total):
+    def __init__(self, total: Optional[int]) -> None:
         self.total = total
         self.done = 0
         self.ok = 0
         self.failed = 0
         self.bytes = 0
         self.retried = 0
-        self.reasons = {}
+        self.reasons: Dict[str, int] = {}
         self.start = time.monotonic()
 
-    def add(self, response):
+    def add(self, response: Response) -> None:
         self.done += 1
         self.bytes += response.size
         if response.attempts > 1:
@@ -237,7 +238,7 @@ class Stats(object):
             reason = _reason(response)
             self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
-    def summary(self):
+    def summary(self) -> List[str]:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         lines = ["%d URLs in %.2f s: %d ok, %d failed; %s (%s/s), %.0f URLs/s; %d needed a retry"
                  % (self.done, elapsed, self.ok, self.failed, _human(self.bytes), _human(self.bytes / elapsed),
@@ -247,7 +248,7 @@ class Stats(object):
         return lines
 
 
-def _reason(response):
+def _reason(response: Response) -> str:
     if response.error is not None:
         return "error %d: %s" % (response.error.code, response.error.message)
     return "HTTP %d %s" % (response.status, response.reason)
@@ -256,11 +257,11 @@ def _reason(response):
 class _Lines(object):
     """Plain output: one line per URL on stdout."""
 
-    def __init__(self, stats, out):
+    def __init__(self, stats: Stats, out: IO[str]) -> None:
         self.stats = stats
         self.out = out
 
-    def result(self, response, running):
+    def result(self, response: Response, running: int) -> None:
         if response.ok:
             self.out.write("ok   %3d %10d %7.3fs %s\n" % (response.status, response.size,
                                                           response.timings.total if response.timings else 0,
@@ -268,25 +269,25 @@ class _Lines(object):
         else:
             self.out.write("FAIL %s %s\n" % (_reason(response), response.request.url))
 
-    def close(self):
+    def close(self) -> None:
         self.out.flush()
 
 
 class _Quiet(_Lines):
-    def result(self, response, running):
+    def result(self, response: Response, running: int) -> None:
         pass
 
 
 class _Bar(object):
     """A tqdm bar on stderr: done/total, rate, bytes, failures, in flight."""
 
-    def __init__(self, stats, tqdm, desc="fetch"):
+    def __init__(self, stats: Stats, tqdm: Callable[..., Any], desc: str = "fetch") -> None:
         self.stats = stats
         self.bar = tqdm(total=stats.total, unit="url", desc=desc, dynamic_ncols=True, file=sys.stderr,
                         mininterval=0.1, smoothing=0.1)
         self.next_postfix = 0.0
 
-    def result(self, response, running):
+    def result(self, response: Response, running: int) -> None:
         self.bar.update(1)
         now = time.monotonic()
         if now >= self.next_postfix:
@@ -297,11 +298,11 @@ class _Bar(object):
                                      % (_human(s.bytes), _human(s.bytes / elapsed), s.failed, running),
                                      refresh=False)
 
-    def close(self):
+    def close(self) -> None:
         self.bar.close()
 
 
-def _ui(mode, stats, desc):
+def _ui(mode: Optional[str], stats: Stats, desc: str) -> Union[_Lines, _Bar]:
     mode = mode or "auto"
     if mode == "none":
         return _Quiet(stats, sys.stdout)
@@ -309,7 +310,7 @@ def _ui(mode, stats, desc):
         mode = "bar" if sys.stderr.isatty() else "lines"
     if mode == "bar":
         try:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
         except ImportError:
             sys.stderr.write("curlmulti: no progress bar without tqdm (%s); printing lines\n" % EXTRA_HINT)
             return _Lines(stats, sys.stdout)
@@ -320,27 +321,28 @@ def _ui(mode, stats, desc):
 # -- the crawl -----------------------------------------------------------------------
 
 
-def _session(args):
+def _session(args: argparse.Namespace) -> Session:
     return Session(limit=args.parallel, per_host=args.per_host, timeout=args.timeout,
                    connect_timeout=args.connect_timeout, retries=args.retries, delay=args.delay,
                    headers=args.headers, proxy=args.proxy, http2="always" if args.http2 else True)
 
 
-async def crawl(args, urls, total, report=None, out_dir=None, overwrite=False, desc="fetch",
-                backoff=None):
+async def crawl(args: argparse.Namespace, urls: Iterable[str], total: Optional[int],
+                report: Optional[IO[str]] = None, out_dir: Optional[str] = None, overwrite: bool = False,
+                desc: str = "fetch", backoff: Optional[float] = None) -> Tuple[Stats, bool]:
     """Fetch ``urls`` (an iterable of str); returns (Stats, interrupted,
     not_fetched) where not_fetched counts the URLs given no result."""
     stats = Stats(total)
     ui = _ui(args.progress, stats, desc)
-    claims = {}
-    targets = {}
+    claims: Dict[str, _Target] = {}
+    targets: Dict[_Target, None] = {}
     null_fd = os.open(os.devnull, os.O_WRONLY)
     null_sink = FileSink(null_fd)
     session = _session(args)
     if backoff is not None:
         session.backoff = backoff
 
-    def requests():
+    def requests() -> Iterator[Request]:
         for url in urls:
             if out_dir is not None:
                 try:
@@ -359,7 +361,7 @@ async def crawl(args, urls, total, report=None, out_dir=None, overwrite=False, d
     loop = asyncio.get_running_loop()
     handled = False
     try:
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        loop.add_signal_handler(signal.SIGINT, task.cancel)  # type: ignore[union-attr]  # in a task
         handled = True
     except (RuntimeError, ValueError, NotImplementedError):
         pass
@@ -393,7 +395,7 @@ async def crawl(args, urls, total, report=None, out_dir=None, overwrite=False, d
     return stats, interrupted
 
 
-def _report_line(response, path):
+def _report_line(response: Response, path: Optional[str]) -> str:
     err = response.error
     return json.dumps({
         "url": response.request.url, "ok": response.ok, "status": response.status,
@@ -405,7 +407,7 @@ def _report_line(response, path):
     }, ensure_ascii=False) + "\n"
 
 
-def _finish(stats, interrupted, total):
+def _finish(stats: Stats, interrupted: bool, total: Optional[int]) -> int:
     for line in stats.summary():
         sys.stderr.write(line + "\n")
     if interrupted:
@@ -416,7 +418,7 @@ def _finish(stats, interrupted, total):
     return 1 if stats.failed else 0
 
 
-def cmd_fetch(args):
+def cmd_fetch(args: argparse.Namespace) -> int:
     _check(args)
     if args.resume and not args.report:
         raise UsageError("--resume needs --report FILE (the report of the previous run)")
@@ -428,7 +430,8 @@ def cmd_fetch(args):
         except ValueError as exc:
             raise UsageError("malformed URL %r: %s" % (url, exc)) from None
     done = _read_done(args.report) if args.resume else set()
-    total = None
+    total: Optional[int] = None
+    urls: Iterable[str]
     if args.input:
         if args.input == "-":
             source = sys.stdin
@@ -464,14 +467,14 @@ def cmd_fetch(args):
     return _finish(stats, interrupted, total)
 
 
-def _chain(first, rest):
+def _chain(first: Iterable[str], rest: Iterable[str]) -> Iterator[str]:
     for u in first:
         yield u
     for u in rest:
         yield u
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "fetch":

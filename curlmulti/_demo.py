@@ -17,18 +17,20 @@ URLs ``/item/N``, by N modulo 100:
 * 99 (when N is a multiple of 3): always reset (a failure after retries)
 """
 
+import argparse
 import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+from typing import Iterator, List, Optional, Set, Tuple
 
 _REASONS = {200: "OK", 302: "Found", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
             503: "Service Unavailable"}
 
 
-def expected(count):
+def expected(count: int) -> Tuple[int, int]:
     """(ok, failed) that a crawl of URLs 0..count-1 should end with."""
     failed = 0
     for n in range(count):
@@ -39,21 +41,21 @@ def expected(count):
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self, server, slow):
+    def __init__(self, server: "_Server", slow: bool) -> None:
         self.server = server
         self.slow = slow
         self.buf = b""
-        self.transport = None
+        self.transport: Optional[asyncio.Transport] = None
         self.busy = False
 
-    def connection_made(self, transport):
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a TCP server's: a Transport
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.buf += data
         self._next()
 
-    def _next(self):
+    def _next(self) -> None:
         if self.busy or self.transport is None:
             return
         end = self.buf.find(b"\r\n\r\n")
@@ -69,12 +71,13 @@ class _Conn(asyncio.Protocol):
         else:
             self._respond(path)
 
-    def _respond(self, path):
+    def _respond(self, path: str) -> None:
         self.busy = False
         t = self.transport
         if t is None or t.is_closing():
             return
-        status, headers, body = 200, [], b""
+        status, body = 200, b""
+        headers: List[Tuple[str, str]] = []
         seen = self.server.seen
         if path.startswith("/item/"):
             try:
@@ -109,22 +112,23 @@ class _Conn(asyncio.Protocol):
         t.write(("\r\n".join(out) + "\r\n\r\n").encode() + body)
         self._next()
 
-    def connection_lost(self, exc):
+    def connection_lost(self, exc: Optional[Exception]) -> None:
         self.transport = None
 
 
 class _Server(object):
-    def __init__(self):
-        self.seen = set()
+    def __init__(self) -> None:
+        self.seen: Set[str] = set()
 
 
-async def _serve(portfile):
+async def _serve(portfile: str) -> None:
     loop = asyncio.get_running_loop()
     state = _Server()
-    ports = []
-    servers = []
+    ports: List[int] = []
+    servers: List[asyncio.Server] = []
     for slow in (False, False, True):
-        srv = await loop.create_server(lambda s=slow: _Conn(state, s), "127.0.0.1", 0, backlog=1024)
+        srv = await loop.create_server(lambda s=slow: _Conn(state, s),  # type: ignore[misc]
+                                       "127.0.0.1", 0, backlog=1024)
         servers.append(srv)
         ports.append(srv.sockets[0].getsockname()[1])
     tmp = portfile + ".tmp"
@@ -139,7 +143,7 @@ async def _serve(portfile):
         srv.close()
 
 
-def start_server(tmpdir):
+def start_server(tmpdir: str) -> Tuple["subprocess.Popen[bytes]", List[int]]:
     """Start the server in a child process: (process, [port a, port b, port slow])."""
     portfile = os.path.join(tmpdir, "ports")
     proc = subprocess.Popen([sys.executable, "-m", "curlmulti._demo", portfile], stdin=subprocess.PIPE)
@@ -154,14 +158,14 @@ def start_server(tmpdir):
     return proc, ports
 
 
-def demo_urls(ports, count):
+def demo_urls(ports: List[int], count: int) -> Iterator[str]:
     a, b, slow = ports
     for n in range(count):
         port = slow if n % 50 == 49 else (a if n % 2 else b)
         yield "http://127.0.0.1:%d/item/%d" % (port, n)
 
 
-def run_demo(args):
+def run_demo(args: argparse.Namespace) -> int:
     import tempfile
     from ._cli import _finish, crawl
     if args.count < 1:
@@ -178,7 +182,7 @@ def run_demo(args):
             stats, interrupted = asyncio.run(crawl(args, demo_urls(ports, args.count), args.count, desc="demo",
                                                    backoff=0.05))
         finally:
-            proc.stdin.close()
+            proc.stdin.close()  # type: ignore[union-attr]  # stdin=PIPE: never None
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:

@@ -9,20 +9,22 @@ warn.  Each warning points at the line that called curlmulti."""
 
 import sys
 import warnings
+from types import FrameType
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ._constants import CONSTANTS
 
-def _is_list(value):
+def _is_list(value: object) -> bool:
     return isinstance(value, (list, tuple))
 
 
-def _is_text(value):
+def _is_text(value: object) -> bool:
     return isinstance(value, (str, bytes))
 
 
 # name -> (message, which values warn: pycurl warns once the value has
 # passed its type check, so a value of the wrong type gets only the error)
-_SETOPT = {
+_SETOPT: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "HTTPPOST": ("HTTPPOST is deprecated; use MIMEPOST", _is_list),
     "PROGRESSFUNCTION": ("PROGRESSFUNCTION is deprecated; use XFERINFOFUNCTION", callable),
     "IOCTLFUNCTION": ("IOCTLFUNCTION is deprecated; use SEEKFUNCTION", callable),
@@ -34,25 +36,26 @@ _GETINFO = ("CONTENT_LENGTH_DOWNLOAD", "CONTENT_LENGTH_UPLOAD", "SIZE_DOWNLOAD",
             "SPEED_DOWNLOAD", "SPEED_UPLOAD")
 
 # option number -> message
-SETOPT = {CONSTANTS[name]: message for name, message in _SETOPT.items() if name in CONSTANTS}
+_Check = Tuple[str, Callable[[Any], bool]]
+SETOPT: Dict[int, _Check] = {CONSTANTS[name]: message for name, message in _SETOPT.items() if name in CONSTANTS}
 SETOPT.update((CONSTANTS[name], ("setopt option is deprecated: " + name, _is_text))
               for name in _SETOPT_STRINGS if name in CONSTANTS)
-GETINFO = {CONSTANTS[name]: "getinfo option is deprecated: " + name
+GETINFO: Dict[int, str] = {CONSTANTS[name]: "getinfo option is deprecated: " + name
            for name in _GETINFO if name in CONSTANTS}
 
 
-def setopt(option, value):
+def setopt(option: int, value: object) -> None:
     """Warn if setting option to value is deprecated."""
     message, applies = SETOPT[option]
     if applies(value):
         warn(message)
 
 
-def warn(message):
+def warn(message: str) -> None:
     """A DeprecationWarning attributed to the first caller outside
     curlmulti (Curl.setopt called by the request protocol's handle, or by
     the user directly: the user's line either way)."""
-    frame = sys._getframe(0)
+    frame: Optional[FrameType] = sys._getframe(0)
     level = 1
     while frame is not None and _ours(frame.f_globals.get("__name__", "")):
         frame = frame.f_back
@@ -60,5 +63,5 @@ def warn(message):
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
-def _ours(module):
+def _ours(module: str) -> bool:
     return module == "curlmulti" or module.startswith("curlmulti.")

@@ -14,18 +14,25 @@ callbacks that runs are the driver's own, not a sign of a foreign close),
 failing it, and telling the driver that a request's callbacks ran.
 """
 
+import asyncio
+from typing import TYPE_CHECKING, Any, Dict, Tuple, cast
+
+if TYPE_CHECKING:
+    from ._async import AsyncCurlMulti
+    from ._easy import Curl
+
 UNBOUND = "unbound"
 BOUND = "bound"
 CLOSED = "closed"
 
-TRANSITIONS = {
+TRANSITIONS: Dict[str, Tuple[str, ...]] = {
     UNBOUND: (BOUND, CLOSED),
     BOUND: (CLOSED,),
     CLOSED: (),
 }
 
 
-def check_transition(old, new):
+def check_transition(old: str, new: str) -> None:
     if new not in TRANSITIONS[old]:
         raise AssertionError("AsyncCurlMulti driver: no transition from %s to %s" % (old, new))
 
@@ -35,36 +42,37 @@ class Port(object):
 
     __slots__ = ("_acm",)
 
-    def __init__(self, acm):
-        self._acm = acm
+    def __init__(self, acm: "AsyncCurlMulti") -> None:
+        # Any: the driver reaches into the AsyncCurlMulti's private state
+        self._acm: Any = acm
 
     @property
-    def loop(self):
-        return self._acm._loop
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return cast(asyncio.AbstractEventLoop, self._acm._loop)
 
     @property
-    def closed(self):
-        return self._acm._closed
+    def closed(self) -> bool:
+        return bool(self._acm._closed)
 
     @property
-    def requests(self):
+    def requests(self) -> Dict[Any, Any]:
         """Request object -> its state, for process() (the driver abandons
         them in aclose())."""
-        return self._acm._requests
+        return cast(Dict[Any, Any], self._acm._requests)
 
-    def start(self, curl):
+    def start(self, curl: "Curl") -> "asyncio.Future[Any]":
         """add_handle(curl): the transfer's future."""
-        return self._acm.add_handle(curl)
+        return cast("asyncio.Future[Any]", self._acm.add_handle(curl))
 
-    def stop(self, curl):
+    def stop(self, curl: "Curl") -> None:
         """remove_handle(curl) (RuntimeError if not registered)."""
         self._acm.remove_handle(curl)
 
-    def pause(self, curl, bitmask):
+    def pause(self, curl: "Curl", bitmask: int) -> None:
         """curl.pause(bitmask) as one of the driver's own calls; raises."""
         self._acm._pause(curl, bitmask)
 
-    def resume(self, curl, bitmask):
+    def resume(self, curl: "Curl", bitmask: int) -> bool:
         """Clear a pause (bitmask: what stays paused, or PAUSE_CONT) and let
         libcurl's expired timers run soon; a failure ends the transfer with
         it.  True if resumed."""
@@ -77,10 +85,10 @@ class Port(object):
         acm._kick()
         return True
 
-    def fail(self, curl, exc):
+    def fail(self, curl: "Curl", exc: BaseException) -> None:
         """End a registered transfer now with exc."""
         self._acm._fail_transfer(curl, exc)
 
-    def touched(self, state):
+    def touched(self, state: Any) -> None:
         """A request's callbacks ran: poke it after the current batch."""
         self._acm._touched.append(state)

@@ -4,7 +4,7 @@ import errno
 import functools
 import io
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
 from . import _deprecations
@@ -660,7 +660,7 @@ class Curl(Owned):
         rec = self._rec
         return rec is None or rec.h is None or rec.state is CLOSING
 
-    def _enter(self, method, mutating=True):
+    def _enter(self, method: str, mutating: bool = True) -> Tuple[Any, Any]:
         """Acquire the lock and check the state: (lock, handle).  The caller
         releases the lock."""
         rec = self._rec
@@ -1094,7 +1094,7 @@ class Curl(Owned):
             lock.release()
         return n[0]
 
-    def _check_io(self, code):
+    def _check_io(self, code: int) -> None:
         if code == _E_AGAIN:
             raise BlockingIOError(errno.EAGAIN, "no data available now (CURLE_AGAIN)")
         if code:

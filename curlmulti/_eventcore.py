@@ -23,6 +23,7 @@ driver keeps its Python path.
 """
 
 import os
+from typing import Any, Dict, List, Tuple, cast
 
 from . import _callbacks
 from ._curl import ffi, lib
@@ -45,7 +46,7 @@ class EventCore(object):
 
     __slots__ = ("c", "owners", "codes", "removed", "out", "pending", "fd", "owner")
 
-    def __init__(self, c):
+    def __init__(self, c: Any) -> None:
         self.c = c
         self.fd = c.epfd
         self.owners = ffi.new("void *[]", _CAP)
@@ -55,7 +56,7 @@ class EventCore(object):
         self.pending = None  # (ok, failed) read by a run that then raised
         self.owner = None  # weakref to an AsyncCurlMulti: told of removals outside its calls
 
-    def after_detach(self):
+    def after_detach(self) -> None:
         """A handle was detached outside a run: if that ran the socket or
         timer callback outside the owner's own calls (a Curl closed by its
         owner), tell the owner now rather than at its next wake-up."""
@@ -65,19 +66,19 @@ class EventCore(object):
             if owner is not None:
                 owner._foreign()
 
-    def release(self):
+    def release(self) -> None:
         """Free the C core; libcurl must no longer point at it."""
         c, self.c = self.c, None
         if c is not None:
             ffi.release(c)
 
 
-def install(rec):
+def install(rec: Any) -> EventCore:
     """Give the multi of ``rec`` the native core (idempotent); returns it.
     Refused while M_SOCKETFUNCTION or M_TIMERFUNCTION is set."""
     core = rec.core
     if core is not None:
-        return core
+        return cast(EventCore, core)
     if not AVAILABLE:
         raise NotImplementedError("the native event core needs epoll (Linux)")
     lock = rec.lock
@@ -87,7 +88,7 @@ def install(rec):
             rec.enter("event_fileno")
         h = rec.open_handle("event_fileno")
         if rec.core is not None:
-            return rec.core
+            return cast(EventCore, rec.core)
         if rec.handles:
             # libcurl announces a socket or a timer only when it changes:
             # those of transfers already attached would never reach the core.
@@ -104,15 +105,15 @@ def install(rec):
         lock.release()
 
 
-def timeout_ms(rec):
+def timeout_ms(rec: Any) -> int:
     """Milliseconds until libcurl's deadline, 0 if it has passed, -1 if none."""
     core = rec.core
     if core is None or core.c is None:
         return -1
-    return lib.cm_evcore_timeout(core.c)
+    return int(lib.cm_evcore_timeout(core.c))
 
 
-def run(rec, flags):
+def run(rec: Any, flags: int) -> Tuple[int, List[Any], List[Tuple[Any, int, str]], bool, bool]:
     """One wake-up: ``(running, ok, failed, foreign, more)``.  ``running``
     is libcurl's count after the last action (-1 if none ran); ``ok`` the
     Curls that succeeded, ``failed`` ``(curl, code, message)`` for the
@@ -131,7 +132,8 @@ def run(rec, flags):
     owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
     n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
     try:  # the lock is held
-        ok, failed = [], []
+        ok: List[Any] = []
+        failed: List[Tuple[Any, int, str]] = []
         if n:
             handles = rec.handles
             for i in range(n):
@@ -159,7 +161,7 @@ def run(rec, flags):
         rec.lock.release()
 
 
-def watched(rec):
+def watched(rec: Any) -> Dict[int, int]:
     """{fd: POLL_IN/POLL_OUT mask} of the sockets in the epoll set."""
     core = rec.core
     if core is None or core.c is None:

@@ -38,6 +38,7 @@ Lifetimes
 import os
 import threading
 import weakref
+from typing import (Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple, TypeVar, Union)
 
 from ._curl import ffi, lib
 from ._easy import OBJECT_OPTIONS, Curl
@@ -45,15 +46,20 @@ from ._errors import check_easy, easy_error, error, misuse
 from ._owner import ATTACHED, PERFORMING
 
 _LOCK = threading.RLock()
-_LIVE = {}  # _DataSource -> its ffi handle, while libcurl holds it
+_LIVE: Dict["_DataSource", Any] = {}  # _DataSource -> its ffi handle, while libcurl holds it
 _OFF_T_MAX = (1 << (8 * ffi.sizeof("curl_off_t") - 1)) - 1
 
 
-def _no_handle(method):
+_Text = Union[str, bytes]
+_Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+_M = TypeVar("_M", bound="CurlMime")
+
+
+def _no_handle(method: str) -> error:
     return error(0, "cannot invoke %s() - no mime handle" % method)
 
 
-def _text(value, what):
+def _text(value: object, what: str) -> bytes:
     if isinstance(value, bytes):
         data = value
     elif isinstance(value, str):
@@ -68,7 +74,7 @@ def _text(value, what):
     return data
 
 
-def _data(value):
+def _data(value: Any) -> bytes:
     """In-memory content: bytes-like, or ASCII str."""
     if isinstance(value, str):
         try:
@@ -82,7 +88,7 @@ def _data(value):
                         % type(value).__name__) from None
 
 
-def _path(value, what):
+def _path(value: object, what: str) -> bytes:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if isinstance(value, str):
@@ -95,24 +101,25 @@ class _DataSource(object):
 
     __slots__ = ("read", "seek", "free", "userdata", "erec", "copies", "__weakref__")
 
-    def __init__(self, read, seek, free, userdata, erec):
+    def __init__(self, read: Optional[Callable[..., Any]], seek: Optional[Callable[..., Any]],
+                 free: Optional[Callable[[Any], object]], userdata: Any, erec: Any) -> None:
         self.read, self.seek, self.free, self.userdata = read, seek, free, userdata
         self.erec = erec  # weakref to the Curl's record
         self.copies = 1
 
-    def callback_failed(self, exc):
+    def callback_failed(self, exc: BaseException) -> None:
         rec = self.erec()
         if rec is not None:
             rec.callback_failed(exc)
 
     @property
-    def callback_error(self):
+    def callback_error(self) -> Optional[BaseException]:
         """The exception stored for the Curl's transfer (the trampolines
         stop calling data_cb once it is a KeyboardInterrupt)."""
         rec = self.erec()
         return rec.callback_error if rec is not None else None
 
-    def release(self):
+    def release(self) -> None:
         """libcurl freed one copy; the last calls free(userdata)."""
         self.copies -= 1
         if self.copies > 0:
@@ -129,12 +136,12 @@ class _MimeUse(object):
 
     __slots__ = ("cdata", "rec", "erec", "__weakref__")
 
-    def __init__(self, rec, erec):
+    def __init__(self, rec: "_MimeRecord", erec: Any) -> None:
         self.cdata = rec.cdata
         self.rec = rec
         self.erec = weakref.ref(erec)
 
-    def duplicated(self):
+    def duplicated(self) -> None:
         """Curl.duphandle() copied the tree: libcurl frees each data_cb content
         once more."""
         with _LOCK:
@@ -149,55 +156,55 @@ class _MimeRecord(object):
     __slots__ = ("m", "cdata", "root", "attached", "closed", "uses", "children", "sources",
                  "erec", "curl_ud", "__weakref__")
 
-    def __init__(self, m, erec):
-        self.m = m              # the curl_mime * (None once closed)
-        self.cdata = ffi.gc(m, lib.curl_mime_free, size=512)  # a root's C memory
-        self.root = self        # the record of the tree's root
+    def __init__(self, m: Any, erec: Any) -> None:
+        self.m: Any = m              # the curl_mime * (None once closed)
+        self.cdata: Any = ffi.gc(m, lib.curl_mime_free, size=512)  # a root's C memory
+        self.root: _MimeRecord = self        # the record of the tree's root
         self.attached = False   # subparts of another tree's part
         self.closed = False
-        self.uses = weakref.WeakSet()      # _MimeUse of the handles it is set on
+        self.uses: "weakref.WeakSet[_MimeUse]" = weakref.WeakSet()      # _MimeUse of the handles it is set on
         # part address -> record of the subtree there (weakly: a subtree's
         # record holds its root, never the other way round)
-        self.children = weakref.WeakValueDictionary()
+        self.children: "weakref.WeakValueDictionary[int, _MimeRecord]" = weakref.WeakValueDictionary()
         # On a root: part address (anywhere in the tree) -> _DataSource of
         # its data_cb content.
-        self.sources = {}
+        self.sources: Dict[int, _DataSource] = {}
         self.erec = erec        # weakref to the record of the Curl it was made for
-        self.curl_ud = None
+        self.curl_ud: Optional["weakref.ReferenceType[Curl]"] = None
 
-    def tree(self):
+    def tree(self) -> List["_MimeRecord"]:
         """This record and every subtree below it."""
         out = [self]
         for child in list(self.children.values()):
             out.extend(child.tree())
         return out
 
-    def mark_closed(self):
+    def mark_closed(self) -> None:
         for rec in self.tree():
             rec.closed = True
             rec.m = None
 
-    def handle(self, method):
+    def handle(self, method: str) -> Any:
         """Under _LOCK: the curl_mime *, unless closed."""
         if self.closed:
             raise _no_handle(method)
         return self.m
 
-    def refuse_in_use(self, method):
+    def refuse_in_use(self, method: str) -> None:
         for use in list(self.root.uses):
             erec = use.erec()
             if erec is not None and (erec.state is PERFORMING or erec.state is ATTACHED):
                 raise misuse("cannot invoke %s() - the mime is used by a Curl object that is "
                              "performing or attached to a CurlMulti" % method)
 
-    def content_replaced(self, key):
+    def content_replaced(self, key: int) -> None:
         """Under _LOCK, after libcurl replaced the content of the part at key."""
         child = self.children.pop(key, None)
         if child is not None:
             child.mark_closed()  # libcurl freed it
         self.root.sources.pop(key, None)
 
-    def close(self, method="close"):
+    def close(self, method: str = "close") -> None:
         with _LOCK:
             if self.closed:
                 return
@@ -220,9 +227,9 @@ class CurlMime(object):
     pycurl-compatible: ``addpart()`` and the builders ``add()``,
     ``add_field()``, ``add_file()``, ``add_multipart()``."""
 
-    _rec = None
+    _rec: Optional[_MimeRecord] = None
 
-    def __init__(self, curl):
+    def __init__(self, curl: Curl) -> None:
         if self._rec is not None:
             return
         if not isinstance(curl, Curl):
@@ -238,39 +245,39 @@ class CurlMime(object):
         self._rec.curl_ud = weakref.ref(curl)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether this tree is closed (or was freed by its parent)."""
         return self._rec is None or self._rec.closed
 
-    def close(self):
+    def close(self) -> None:
         """``curl_mime_free``: now, or when the last handle using it as
         MIMEPOST lets go.  A subtree attached with ``subparts()`` is freed by
         its parent.  Idempotent; refused while perform() uses the tree."""
         if self._rec is not None:
             self._rec.close()
 
-    def __enter__(self):
+    def __enter__(self: _M) -> _M:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("CurlMime objects do not support serialization")
 
-    __reduce_ex__ = __getstate__ = __reduce__
+    __reduce_ex__ = __getstate__ = __reduce__  # type: ignore[assignment]
 
-    def __copy__(self):
+    def __copy__(self) -> NoReturn:
         raise TypeError("CurlMime objects do not support copying")
 
     __deepcopy__ = __copy__
 
-    def _record(self, method):
+    def _record(self, method: str) -> _MimeRecord:
         if self._rec is None:
             raise _no_handle(method)
         return self._rec
 
-    def addpart(self):
+    def addpart(self) -> "CurlMimePart":
         """A new part at the end of this tree (``curl_mime_addpart``)."""
         rec = self._record("addpart")
         with _LOCK:
@@ -281,14 +288,15 @@ class CurlMime(object):
                 raise MemoryError("curl_mime_addpart failed")
         return CurlMimePart._make(rec, part)
 
-    def add(self, name=None, data=None, file=None, filename=None, content_type=None, headers=None,
-            encoder=None):
+    def add(self, name: Optional[_Text] = None, data: Any = None, file: Optional[_Path] = None,
+            filename: Optional[_Text] = None, content_type: Optional[_Text] = None,
+            headers: Optional[Sequence[_Text]] = None, encoder: Optional[_Text] = None) -> "CurlMimePart":
         """Add a part with the fields given (None: left unset) and return it;
         at most one of data and file."""
         if data is not None and file is not None:
             raise ValueError("add() accepts at most one of data or file")
         # Everything is checked before the part is added.
-        args = []
+        args: List[Tuple[str, Any]] = []
         if name is not None:
             args.append(("name", _text(name, "name")))
         if data is not None:
@@ -314,17 +322,20 @@ class CurlMime(object):
             getattr(part, method)(value)
         return part
 
-    def add_field(self, name, value, content_type=None, encoder=None, headers=None):
+    def add_field(self, name: _Text, value: Any, content_type: Optional[_Text] = None,
+                  encoder: Optional[_Text] = None, headers: Optional[Sequence[_Text]] = None) -> "CurlMimePart":
         """``add(name=name, data=value, ...)``."""
         return self.add(name=name, data=value, content_type=content_type, encoder=encoder,
                         headers=headers)
 
-    def add_file(self, name, path, filename=None, content_type=None, headers=None, encoder=None):
+    def add_file(self, name: _Text, path: _Path, filename: Optional[_Text] = None,
+                 content_type: Optional[_Text] = None, headers: Optional[Sequence[_Text]] = None,
+                 encoder: Optional[_Text] = None) -> "CurlMimePart":
         """``add(name=name, file=path, ...)``."""
         return self.add(name=name, file=path, filename=filename, content_type=content_type,
                         headers=headers, encoder=encoder)
 
-    def add_multipart(self, name=None, subtype="mixed"):
+    def add_multipart(self, name: Optional[_Text] = None, subtype: Optional[_Text] = "mixed") -> "CurlMime":
         """Add a part holding a nested tree (``multipart/<subtype>``) and
         return that tree, owned by this one."""
         if name is not None:
@@ -348,14 +359,14 @@ class CurlMime(object):
             part.type(ctype)
         return child
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<curlmulti.CurlMime %s>" % ("closed" if self.closed else "at 0x%x" % id(self))
 
 
-def _headers(headers):
+def _headers(headers: object) -> List[bytes]:
     if isinstance(headers, (str, bytes)) or not isinstance(headers, (list, tuple)):
         raise TypeError("headers must be a list or tuple of strings")
-    out = []
+    out: List[bytes] = []
     for item in headers:
         if not isinstance(item, (str, bytes)):
             raise TypeError("headers must contain only byte or ascii-unicode strings")
@@ -367,18 +378,20 @@ class CurlMimePart(object):
     """One part of a CurlMime, usable while its tree is open."""
 
     __slots__ = ("_mrec", "_part")
+    _mrec: _MimeRecord
+    _part: Any
 
-    def __init__(self):
+    def __init__(self) -> None:
         raise TypeError("CurlMimePart objects are made by CurlMime.addpart() and its builders")
 
     @classmethod
-    def _make(cls, rec, part):
+    def _make(cls, rec: _MimeRecord, part: Any) -> "CurlMimePart":
         self = object.__new__(cls)
         self._mrec = rec
         self._part = part
         return self
 
-    def _call(self, method, func, *args):
+    def _call(self, method: str, func: Callable[..., int], *args: Any) -> None:
         rec = self._mrec
         with _LOCK:
             if rec.closed:
@@ -386,7 +399,7 @@ class CurlMimePart(object):
             rec.refuse_in_use(method)
             check_easy(func(self._part, *args))
 
-    def _content(self, method, func, *args):
+    def _content(self, method: str, func: Callable[..., int], *args: Any) -> None:
         """A call that replaces the part's content."""
         rec = self._mrec
         with _LOCK:
@@ -397,32 +410,32 @@ class CurlMimePart(object):
             check_easy(func(self._part, *args))
             rec.content_replaced(key)
 
-    def name(self, name):
+    def name(self, name: _Text) -> None:
         """The part's name (``curl_mime_name``)."""
         self._call("name", lib.curl_mime_name, _text(name, "name"))
 
-    def data(self, data):
+    def data(self, data: Any) -> None:
         """In-memory content, copied (``curl_mime_data``)."""
         data = _data(data)
         self._content("data", lib.curl_mime_data, data, len(data))
 
-    def filedata(self, path):
+    def filedata(self, path: _Path) -> None:
         """Content read from a file at the transfer (``curl_mime_filedata``)."""
         self._content("filedata", lib.curl_mime_filedata, _path(path, "path"))
 
-    def filename(self, name):
+    def filename(self, name: _Text) -> None:
         """The remote file name (``curl_mime_filename``)."""
         self._call("filename", lib.curl_mime_filename, _text(name, "name"))
 
-    def type(self, content_type):
+    def type(self, content_type: _Text) -> None:
         """The Content-Type (``curl_mime_type``)."""
         self._call("type", lib.curl_mime_type, _text(content_type, "content_type"))
 
-    def encoder(self, encoding):
+    def encoder(self, encoding: _Text) -> None:
         """The transfer encoding, e.g. "base64" (``curl_mime_encoder``)."""
         self._call("encoder", lib.curl_mime_encoder, _text(encoding, "encoding"))
 
-    def headers(self, headers):
+    def headers(self, headers: Optional[Sequence[_Text]]) -> None:
         """Extra headers of the part, None to clear them (``curl_mime_headers``)."""
         if headers is None:
             self._call("headers", lib.curl_mime_headers, ffi.NULL, 1)
@@ -441,7 +454,9 @@ class CurlMimePart(object):
                 lib.curl_slist_free_all(slist)
             raise
 
-    def data_cb(self, datasize, read, seek=None, free=None, userdata=None):
+    def data_cb(self, datasize: Optional[int], read: Callable[..., Any],
+                seek: Optional[Callable[..., Any]] = None, free: Optional[Callable[[Any], object]] = None,
+                userdata: Any = None) -> None:
         """Content produced by callbacks (``curl_mime_data_cb``):
         ``read(userdata, max_bytes)`` as a READFUNCTION, ``seek(userdata,
         offset, origin)`` returning SEEKFUNC_*, ``free(userdata)`` once
@@ -476,7 +491,7 @@ class CurlMimePart(object):
             rec.content_replaced(key)
             rec.root.sources[key] = src
 
-    def subparts(self, child):
+    def subparts(self, child: "CurlMime") -> None:
         """Make ``child`` (an open, unattached CurlMime of the same Curl) the
         content of this part; this tree owns it from now on."""
         if not isinstance(child, CurlMime):
@@ -510,11 +525,11 @@ class CurlMimePart(object):
                 r.root = rec.root
             rec.children[key] = crec
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<curlmulti.CurlMimePart %s>" % ("closed" if self._mrec.closed else "at 0x%x" % id(self))
 
 
-def _for_setopt(value, erec):
+def _for_setopt(value: object, erec: Any) -> Tuple[Any, _MimeUse]:
     """Curl.setopt(MIMEPOST, value): (the curl_mime *, what the handle keeps)."""
     if not isinstance(value, CurlMime):
         raise TypeError("MIMEPOST takes a CurlMime, not %s" % type(value).__name__)

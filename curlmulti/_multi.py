@@ -802,7 +802,7 @@ class CurlMulti(Owned):
 
     # -- the native event core (_eventcore.py) ---------------------------------
 
-    def event_fileno(self):
+    def event_fileno(self) -> int:
         """The descriptor to wait on (readable) for this multi's sockets.  The
         first call, which must come before the first add_handle(), installs
         the native event core (Linux): libcurl's socket and timer callbacks
@@ -810,12 +810,12 @@ class CurlMulti(Owned):
         NotImplementedError where there is no core."""
         return _eventcore.install(self._rec).fd
 
-    def event_timeout(self):
+    def event_timeout(self) -> int:
         """Milliseconds to wait at most before calling run_ready() (-1: no
         timer, wait for event_fileno() only)."""
         return _eventcore.timeout_ms(self._rec)
 
-    def run_ready(self):
+    def run_ready(self) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]:
         """One call per wake-up of a custom loop: serve every ready socket
         and the expired timer, then return ``(running, ok_list, err_list)``
         of the transfers that finished, as info_read() does, except that

@@ -25,6 +25,7 @@ replacement characters for invalid bytes, as pycurl does.
 
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Tuple, TypeVar, Union
 
 from ._curl import ffi, lib
 from ._easy import OBJECT_OPTIONS
@@ -37,14 +38,16 @@ _ABSENT = frozenset(
     getattr(lib, "CURLUE_NO_" + n) for n in
     ("SCHEME", "USER", "PASSWORD", "OPTIONS", "HOST", "PORT", "QUERY", "FRAGMENT", "ZONEID"))
 _CLOSED = "CurlUrl object"
+_Value = Union[str, bytes, None]
+_U = TypeVar("_U", bound="CurlUrl")
 
 
-def check_url(code):
+def check_url(code: int) -> None:
     if code != 0:
         raise error(code, url_strerror(code))
 
 
-def _flags(flags, method):
+def _flags(flags: int, method: str) -> int:
     if isinstance(flags, bool) or not isinstance(flags, int):
         raise TypeError("%s(): flags must be an int (U_* constants), not %s" % (method, type(flags).__name__))
     if not 0 <= flags <= _UINT_MAX:
@@ -52,7 +55,7 @@ def _flags(flags, method):
     return flags
 
 
-def _part(part, method):
+def _part(part: int, method: str) -> int:
     if isinstance(part, bool) or not isinstance(part, int):
         raise TypeError("%s(): part must be an int (UPART_* constant), not %s" % (method, type(part).__name__))
     if not 0 <= part < (1 << 31):
@@ -60,7 +63,7 @@ def _part(part, method):
     return part
 
 
-def _value(value):
+def _value(value: Union[str, bytes]) -> bytes:
     if isinstance(value, bytes):
         data = value
     elif isinstance(value, str):
@@ -78,7 +81,7 @@ class _UrlUse(object):
 
     __slots__ = ("u", "erec", "__weakref__")
 
-    def __init__(self, u, erec):
+    def __init__(self, u: Any, erec: Any) -> None:
         self.u = u
         self.erec = weakref.ref(erec)
 
@@ -88,19 +91,19 @@ class _UrlRecord(object):
 
     __slots__ = ("u", "lock", "closed", "uses", "__weakref__")
 
-    def __init__(self, u):
-        self.u = u  # the ffi.gc cdata; None once closed
+    def __init__(self, u: Any) -> None:
+        self.u: Any = u  # the ffi.gc cdata; None once closed
         self.lock = threading.RLock()
         self.closed = False
-        self.uses = weakref.WeakSet()  # the _UrlUse objects of the handles that point at it
+        self.uses: "weakref.WeakSet[_UrlUse]" = weakref.WeakSet()  # the _UrlUse objects of the handles that point at it
 
-    def handle(self, method):
+    def handle(self, method: str) -> Any:
         """Under the lock: the CURLU, unless closed."""
         if self.u is None:
             raise closed_error(_CLOSED, method)
         return self.u
 
-    def refuse_in_use(self, method):
+    def refuse_in_use(self, method: str) -> None:
         """Under the lock: refuse a change while a transfer may read it."""
         for use in list(self.uses):
             erec = use.erec()
@@ -108,7 +111,7 @@ class _UrlRecord(object):
                 raise misuse("cannot invoke %s() - the CurlUrl is used by a Curl object that is "
                              "performing or attached to a CurlMulti" % method)
 
-    def use(self, erec):
+    def use(self, erec: Any) -> _UrlUse:
         """Curl.setopt(CURLU, ...): the _UrlUse the handle keeps."""
         with self.lock:
             u = self.handle("setopt")
@@ -116,7 +119,7 @@ class _UrlRecord(object):
             self.uses.add(use)
             return use
 
-    def close(self):
+    def close(self) -> None:
         with self.lock:
             u, self.u = self.u, None
             in_use = bool(self.uses)
@@ -131,9 +134,26 @@ class CurlUrl(object):
     to ``Curl.setopt(CURLU, u)`` to drive transfers; changes made between
     transfers apply to the next one."""
 
-    _rec = None
+    _rec: Optional[_UrlRecord] = None
 
-    def __init__(self, url=None, flags=0):
+    if TYPE_CHECKING:  # the part properties, set below the class
+        url: Optional[str]
+        scheme: Optional[str]
+        user: Optional[str]
+        password: Optional[str]
+        options: Optional[str]
+        host: Optional[str]
+        path: Optional[str]
+        query: Optional[str]
+        fragment: Optional[str]
+        zoneid: Optional[str]
+
+        @property
+        def port(self) -> Optional[str]: ...
+        @port.setter
+        def port(self, value: Union[str, bytes, int, None]) -> None: ...
+
+    def __init__(self, url: _Value = None, flags: int = 0) -> None:
         if self._rec is not None:
             return  # as in pycurl, a second __init__ does nothing
         flags = _flags(flags, "CurlUrl")
@@ -142,23 +162,23 @@ class CurlUrl(object):
             self.setpart(lib.CURLUPART_URL, url, flags)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether close() was called (curlmulti's addition)."""
         return self._rec is None or self._rec.u is None
 
-    def close(self):
+    def close(self) -> None:
         """Free the URL handle now, or when the last Curl using it lets go;
         every later call raises ``error``.  Idempotent."""
         if self._rec is not None:
             self._rec.close()
 
-    def __enter__(self):
+    def __enter__(self: _U) -> _U:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def getpart(self, part, flags=0):
+    def getpart(self, part: int, flags: int = 0) -> Optional[str]:
         """One part as str (``curl_url_get``), or None when it is absent."""
         part = _part(part, "getpart")
         flags = _flags(flags, "getpart")
@@ -174,8 +194,9 @@ class CurlUrl(object):
         if code in _ABSENT:
             return None
         check_url(code)
+        return None  # not reached: check_url raised
 
-    def setpart(self, part, value, flags=0):
+    def setpart(self, part: int, value: _Value, flags: int = 0) -> None:
         """Set one part (``curl_url_set``); None removes it."""
         part = _part(part, "setpart")
         flags = _flags(flags, "setpart")
@@ -186,13 +207,13 @@ class CurlUrl(object):
             rec.refuse_in_use("setpart")
             check_url(lib.curl_url_set(u, part, data, flags))
 
-    def _record(self, method):
+    def _record(self, method: str) -> _UrlRecord:
         rec = self._rec
         if rec is None:
             raise closed_error(_CLOSED, method)
         return rec
 
-    def __copy__(self):
+    def __copy__(self: _U) -> _U:
         """A new CurlUrl with the same parts (``curl_url_dup``)."""
         rec = self._record("copy")
         with rec.lock:
@@ -201,24 +222,24 @@ class CurlUrl(object):
         dup._rec = _UrlRecord(_new(u))
         return dup
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self: _U, memo: object) -> _U:
         return self.__copy__()
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("CurlUrl objects do not support serialization")
 
-    __reduce_ex__ = __getstate__ = __reduce__
+    __reduce_ex__ = __getstate__ = __reduce__  # type: ignore[assignment]
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: object) -> NoReturn:
         raise TypeError("CurlUrl objects do not support deserialization")
 
-    def __str__(self):
+    def __str__(self) -> str:
         url = self.getpart(lib.CURLUPART_URL)
         if url is None:
             raise error(0, "cannot serialise an incomplete URL")
         return url
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.closed:
             return "<curlmulti.CurlUrl closed>"
         try:
@@ -230,24 +251,24 @@ class CurlUrl(object):
         return "<curlmulti.CurlUrl %r at 0x%x>" % (url, id(self))
 
 
-def _new(u):
+def _new(u: Any) -> Any:
     if u == ffi.NULL:
         raise MemoryError("curl_url() failed")
     return ffi.gc(u, lib.curl_url_cleanup, size=128)
 
 
-def _part_property(name, doc, port=False):
+def _part_property(name: str, doc: str, port: bool = False) -> "property":
     part = getattr(lib, "CURLUPART_" + name.upper())
 
-    def get(self):
+    def get(self: CurlUrl) -> Optional[str]:
         return self.getpart(part)
 
-    def set(self, value):
+    def set(self: CurlUrl, value: Any) -> None:  # setpart checks it
         if port and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         self.setpart(part, value)
 
-    def delete(self):
+    def delete(self: CurlUrl) -> None:
         self.setpart(part, None)
 
     return property(get, set, delete, doc)
@@ -265,11 +286,12 @@ for _name, _doc in [
         ("fragment", "The fragment, or None."),
         ("zoneid", "The IPv6 zone id, or None.")]:
     setattr(CurlUrl, _name, _part_property(_name, _doc))
-CurlUrl.port = _part_property("port", "The port as a str, or None; an int may be assigned.", port=True)
+CurlUrl.port = _part_property(  # type: ignore[assignment,method-assign]
+    "port", "The port as a str, or None; an int may be assigned.", port=True)
 del _name, _doc
 
 
-def _for_setopt(value, erec):
+def _for_setopt(value: object, erec: Any) -> Tuple[Any, _UrlUse]:
     """Curl.setopt(CURLU, value): (the CURLU pointer, what the handle keeps)."""
     if not isinstance(value, CurlUrl):
         raise TypeError("CURLU takes a CurlUrl, not %s" % type(value).__name__)

@@ -14,6 +14,7 @@ a transfer runs.
 """
 
 import collections
+from typing import Any, Optional, Tuple, Union
 
 from ._curl import ffi, lib
 from ._easy import Curl
@@ -23,7 +24,7 @@ WsFrame = collections.namedtuple("WsFrame", "age flags offset bytesleft len")
 WsFrame.__doc__ = "The metadata of a WebSocket frame chunk (libcurl's struct curl_ws_frame)."
 
 
-def _has_ws():
+def _has_ws() -> bool:
     return bool(lib.CM_HAS_WS) and "ws" in version_info()[8]
 
 
@@ -32,11 +33,11 @@ _TEXT, _BINARY, _CLOSE = (getattr(lib, "CURLWS_" + n, 0) for n in ("TEXT", "BINA
 _CLOSE_CODES = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 
 
-def _frame(meta):
+def _frame(meta: Any) -> WsFrame:
     return WsFrame(meta.age, meta.flags, meta.offset, meta.bytesleft, meta.len)
 
 
-def _send(self, method, view, flags, fragsize):
+def _send(self: Any, method: str, view: Any, flags: int, fragsize: int) -> int:
     sent = ffi.new("size_t *")
     lock, h = self._enter(method, mutating=False)
     try:
@@ -44,10 +45,11 @@ def _send(self, method, view, flags, fragsize):
     finally:
         lock.release()
     self._check_io(code)
-    return sent[0]
+    return int(sent[0])
 
 
-def ws_send(self, data, flags=None, fragsize=0, encoding="utf-8"):
+def ws_send(self: Curl, data: Union[str, bytes, bytearray, memoryview], flags: Optional[int] = None,
+            fragsize: int = 0, encoding: str = "utf-8") -> int:
     """Send a WebSocket frame (``curl_ws_send``); returns the bytes libcurl
     took.  str is sent as WS_TEXT (encoded with ``encoding``), anything
     bytes-like as WS_BINARY, unless ``flags`` says otherwise."""
@@ -72,7 +74,9 @@ def ws_send(self, data, flags=None, fragsize=0, encoding="utf-8"):
     return _send(self, "ws_send", view, flags, fragsize)
 
 
-def ws_close(self, code=None, reason=None, encoding="utf-8"):
+def ws_close(self: Curl, code: Optional[int] = None,
+             reason: Union[str, bytes, bytearray, memoryview, None] = None,
+             encoding: str = "utf-8") -> int:
     """Send a WebSocket close frame: an optional status code and an optional
     UTF-8 reason (RFC 6455 5.5.1).  Returns the bytes libcurl took."""
     payload = b""
@@ -93,7 +97,7 @@ def ws_close(self, code=None, reason=None, encoding="utf-8"):
     return _send(self, "ws_close", ffi.from_buffer(payload), _CLOSE, 0)
 
 
-def ws_recv(self, buffersize):
+def ws_recv(self: Curl, buffersize: int) -> Tuple[bytes, WsFrame]:
     """Receive up to buffersize bytes of a frame (``curl_ws_recv``): returns
     ``(data, WsFrame)``.  BlockingIOError when nothing is there yet."""
     if isinstance(buffersize, bool) or not isinstance(buffersize, int):
@@ -105,7 +109,7 @@ def ws_recv(self, buffersize):
     return ffi.unpack(buf, n), meta
 
 
-def ws_recv_into(self, buffer, nbytes=0):
+def ws_recv_into(self: Curl, buffer: Any, nbytes: int = 0) -> Tuple[int, WsFrame]:
     """Receive into a writable buffer: returns ``(count, WsFrame)``."""
     try:
         view = ffi.from_buffer(buffer, require_writable=True)
@@ -119,7 +123,7 @@ def ws_recv_into(self, buffer, nbytes=0):
     return _recv(self, "ws_recv_into", view, nbytes or len(view))
 
 
-def _recv(self, method, buf, size):
+def _recv(self: Any, method: str, buf: Any, size: int) -> Tuple[int, WsFrame]:
     n = ffi.new("size_t *")
     meta = ffi.new("struct cm_ws_frame *")
     lock, h = self._enter(method, mutating=False)
@@ -128,10 +132,10 @@ def _recv(self, method, buf, size):
     finally:
         lock.release()
     self._check_io(code)
-    return n[0], _frame(meta)
+    return int(n[0]), _frame(meta)
 
 
-def ws_meta(self):
+def ws_meta(self: Any) -> Optional[WsFrame]:
     """The metadata of the frame being delivered to the WRITEFUNCTION now
     (``curl_ws_meta``), or None outside one."""
     meta = ffi.new("struct cm_ws_frame *")

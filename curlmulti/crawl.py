@@ -47,7 +47,8 @@ import json as _json
 import random
 import re
 import time
-from typing import Any, AsyncIterator, Dict, List, Optional, Union
+from typing import (Any, AsyncGenerator, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union, cast)
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from ._async import AsyncCurlMulti
@@ -104,14 +105,15 @@ class FetchError(error):
     ``message``, ``transient`` (see ``transient()``) and ``url``.  As
     ``curlmulti.error``, ``args`` is ``(code, message)``."""
 
-    def __init__(self, code, message, url=None, is_transient=None):
+    def __init__(self, code: int, message: str, url: Optional[str] = None,
+                 is_transient: Optional[bool] = None) -> None:
         error.__init__(self, code, message)
         self.code = code
         self.message = message
         self.url = url
         self.transient = transient(code) if is_transient is None else is_transient
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "(%d) %s" % (self.code, self.message)
 
 
@@ -179,7 +181,7 @@ def normalise_url(url: Union[str, bytes]) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def _quote(text, safe):
+def _quote(text: str, safe: str) -> str:
     if not text:
         return text
     if "%" in text:
@@ -187,7 +189,10 @@ def _quote(text, safe):
     return quote(text, safe=safe, errors="surrogateescape")
 
 
-def _host_key(url):
+_HostKey = Tuple[str, Optional[str], Optional[int]]
+
+
+def _host_key(url: str) -> _HostKey:
     """(scheme, host, port) of a normalised URL: the unit of per-host limits."""
     parts = urlsplit(url)
     return parts.scheme, parts.hostname, parts.port
@@ -200,7 +205,7 @@ _PLAIN_URL = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([1-9
                         r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)\Z")
 
 
-def _prepare(url):
+def _prepare(url: Union[str, bytes]) -> Tuple[str, _HostKey]:
     """(normalised URL, host key); the common case without urlsplit()."""
     if type(url) is str:
         m = _PLAIN_URL.match(url)
@@ -225,11 +230,11 @@ class Headers(object):
 
     __slots__ = ("_items", "_index")
 
-    def __init__(self, items=()):
+    def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
         self._items = list(items)
-        self._index = None
+        self._index: Optional[Dict[str, List[str]]] = None
 
-    def _map(self):
+    def _map(self) -> Dict[str, List[str]]:
         index = self._index
         if index is None:
             index = {}
@@ -238,39 +243,39 @@ class Headers(object):
             self._index = index
         return index
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> str:
         return self._map()[name.lower()][0]
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         values = self._map().get(name.lower())
         return values[0] if values else default
 
-    def get_all(self, name):
+    def get_all(self, name: str) -> List[str]:
         return list(self._map().get(name.lower(), ()))
 
     getall = get_all
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._map()
 
-    def items(self):
+    def items(self) -> List[Tuple[str, str]]:
         return list(self._items)
 
-    def keys(self):
+    def keys(self) -> List[str]:
         return [name for name, _ in self._items]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._items)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
             return self._items == other._items
         return NotImplemented
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Headers(%r)" % (self._items,)
 
 
@@ -302,7 +307,8 @@ class Request(object):
 
     __slots__ = ("url", "method", "headers", "data", "sink", "meta")
 
-    def __init__(self, url, method="GET", headers=None, data=None, sink=None, meta=None):
+    def __init__(self, url: str, method: str = "GET", headers: Any = None, data: Optional[bytes] = None,
+                 sink: Any = None, meta: Any = None) -> None:
         self.url = url
         self.method = method.upper()
         self.headers = headers
@@ -310,7 +316,7 @@ class Request(object):
         self.sink = sink
         self.meta = meta
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<Request %s %s>" % (self.method, self.url)
 
 
@@ -330,8 +336,9 @@ class Response(object):
     __slots__ = ("request", "url", "effective_url", "status", "timings", "content", "size", "attempts", "error",
                  "_lines", "_head")
 
-    def __init__(self, request, url, status=0, lines=(), effective_url=None, timings=None, content=b"",
-                 size=0, attempts=1, error=None):
+    def __init__(self, request: Request, url: str, status: int = 0, lines: Sequence[bytes] = (),
+                 effective_url: Optional[str] = None, timings: Optional[Timings] = None, content: bytes = b"",
+                 size: int = 0, attempts: int = 1, error: Optional[FetchError] = None) -> None:
         self.request = request
         self.url = url
         self.effective_url = effective_url if effective_url is not None else url
@@ -342,9 +349,10 @@ class Response(object):
         self.attempts = attempts
         self.error = error
         self._lines = lines   # every header line received, redirects included
-        self._head = None     # (reason, http_version, Headers, history), parsed on demand
+        # (reason, http_version, Headers, history), parsed on demand
+        self._head: Optional[Tuple[str, str, Headers, List[Redirect]]] = None
 
-    def _parsed(self):
+    def _parsed(self) -> Tuple[str, str, Headers, List[Redirect]]:
         head = self._head
         if head is None:
             status, reason, version, headers, history = _head_and_history(self._lines, self.url)
@@ -381,7 +389,7 @@ class Response(object):
 
     @property
     def charset(self) -> Optional[str]:
-        ctype = self.headers.get("content-type", "")
+        ctype = self.headers.get("content-type", "") or ""
         for param in ctype.split(";")[1:]:
             key, _, value = param.partition("=")
             if key.strip().lower() == "charset":
@@ -411,17 +419,17 @@ class Response(object):
                              transient(0, self.status))
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.error is not None:
             return "<Response %s failed: %s>" % (self.url, self.error)
         return "<Response %d %s, %d bytes>" % (self.status, self.effective_url, self.size)
 
 
-def _parse_blocks(lines):
+def _parse_blocks(lines: Iterable[bytes]) -> List[List[bytes]]:
     """Split raw header lines into blocks (each a list of lines without the
     blank line)."""
-    blocks = []
-    block = []
+    blocks: List[List[bytes]] = []
+    block: List[bytes] = []
     for line in lines:
         if line == b"\r\n" or line == b"\n":
             if block:
@@ -434,7 +442,7 @@ def _parse_blocks(lines):
     return blocks
 
 
-def _status_line(line):
+def _status_line(line: bytes) -> Optional[Tuple[int, str, str]]:
     """(status, reason, version) of an HTTP status line, or None."""
     text = line.decode("latin-1").rstrip("\r\n")
     if not text.startswith("HTTP/"):
@@ -447,8 +455,8 @@ def _status_line(line):
     return status, (parts[2].strip() if len(parts) > 2 else ""), parts[0][5:]
 
 
-def _header_pairs(block):
-    pairs = []
+def _header_pairs(block: Iterable[bytes]) -> List[Tuple[str, str]]:
+    pairs: List[Tuple[str, str]] = []
     for raw in block:
         line = raw.decode("latin-1").rstrip("\r\n")
         if line[:1] in (" ", "\t") and pairs:  # obsolete line folding
@@ -461,10 +469,10 @@ def _header_pairs(block):
     return pairs
 
 
-def _head_and_history(lines, url):
+def _head_and_history(lines: Iterable[bytes], url: str) -> Tuple[int, str, str, Headers, List[Redirect]]:
     """(status, reason, version, Headers, [Redirect]) from every header line
     of a transfer: the final response's head, and the followed redirects."""
-    blocks = []
+    blocks: List[Tuple[Tuple[int, str, str], List[bytes]]] = []
     for block in _parse_blocks(lines):
         sl = _status_line(block[0])
         if sl is None:
@@ -476,7 +484,7 @@ def _head_and_history(lines, url):
         blocks.append((sl, block[1:]))
     if not blocks:
         return 0, "", "", Headers(), []
-    history = []
+    history: List[Redirect] = []
     current = url
     for (status, _, _), block in blocks[:-1]:
         location = None
@@ -491,7 +499,7 @@ def _head_and_history(lines, url):
     return status, reason, version, Headers(_header_pairs(block)), history
 
 
-def _retry_after(headers, now=None):
+def _retry_after(headers: Headers, now: Optional[float] = None) -> Optional[float]:
     """Seconds from the Retry-After header (delta or HTTP date), or None."""
     value = headers.get("retry-after")
     if not value:
@@ -535,20 +543,20 @@ class _Slot(object):
 
     __slots__ = ("curl", "buf", "lines", "custom", "sink")
 
-    def __init__(self, curl, buf, lines):
+    def __init__(self, curl: Curl, buf: Buffer, lines: List[bytes]) -> None:
         self.curl = curl
         self.buf = buf
         self.lines = lines
         self.custom = False   # method, body or headers differ from the session's defaults
-        self.sink = None      # the request's own sink during this transfer
+        self.sink: Any = None      # the request's own sink during this transfer
 
 
 class _Host(object):
     __slots__ = ("key", "queue", "active", "next_ok", "ready")
 
-    def __init__(self, key):
+    def __init__(self, key: _HostKey) -> None:
         self.key = key
-        self.queue = collections.deque()
+        self.queue: Deque[_Job] = collections.deque()
         self.active = 0
         self.next_ok = 0.0
         self.ready = False   # in Session._ready
@@ -557,15 +565,17 @@ class _Host(object):
 class _Job(object):
     __slots__ = ("request", "url", "host", "attempts", "deliver", "run", "fut", "slot", "seq")
 
-    def __init__(self, request, url, host, deliver, run, seq):
+    def __init__(self, request: Request, url: str, host: Optional[_Host],
+                 deliver: Callable[["_Job", Response], None], run: Optional["_Run"], seq: int) -> None:
         self.request = request
         self.url = url
-        self.host = host
+        # None only for a request that failed before it was queued: never scheduled
+        self.host = cast(_Host, host)
         self.attempts = 0
         self.deliver = deliver
         self.run = run
-        self.fut = None
-        self.slot = None
+        self.fut: Optional["asyncio.Future[Any]"] = None
+        self.slot: Optional[_Slot] = None
         self.seq = seq
 
 
@@ -574,17 +584,17 @@ class _Run(object):
 
     __slots__ = ("results", "outstanding", "closed", "waiter", "jobs", "ordered", "next_seq", "held")
 
-    def __init__(self, ordered):
-        self.results = collections.deque()
+    def __init__(self, ordered: bool) -> None:
+        self.results: Deque[Response] = collections.deque()
         self.outstanding = 0     # read from the input and not yet yielded
         self.closed = False
-        self.waiter = None
-        self.jobs = {}           # job -> None: running now (cancelled at close)
+        self.waiter: Optional["asyncio.Future[None]"] = None
+        self.jobs: Dict[_Job, None] = {}           # job -> None: running now (cancelled at close)
         self.ordered = ordered
         self.next_seq = 0
-        self.held = {}           # seq -> Response, waiting for its turn (map)
+        self.held: Dict[int, Response] = {}           # seq -> Response, waiting for its turn (map)
 
-    def deliver(self, job, response):
+    def deliver(self, job: _Job, response: Response) -> None:
         if self.closed:
             return
         if self.ordered:
@@ -597,7 +607,7 @@ class _Run(object):
             self.results.append(response)
         self.wake()
 
-    def wake(self):
+    def wake(self) -> None:
         w = self.waiter
         if w is not None:
             self.waiter = None
@@ -605,11 +615,11 @@ class _Run(object):
                 w.set_result(None)
 
 
-def _as_request(item):
+def _as_request(item: object) -> Request:
     if isinstance(item, Request):
         return item
     if isinstance(item, (str, bytes)):
-        return Request(item)
+        return Request(item)  # type: ignore[arg-type]  # a bytes URL too: normalise_url decodes it
     raise TypeError("a request is a URL (str) or a Request, not %s" % type(item).__name__)
 
 
@@ -665,7 +675,7 @@ class Session(object):
         self._header_list = self._header_lines(headers)
         self._options = self._base_options(timeout, connect_timeout, max_redirects, user_agent, proxy,
                                            http2, compression, verify, options)
-        self._share = None
+        self._share: Optional[CurlShare] = None
         if cookies:
             share = CurlShare()
             for name in ("LOCK_DATA_COOKIE", "LOCK_DATA_DNS", "LOCK_DATA_SSL_SESSION"):
@@ -675,28 +685,28 @@ class Session(object):
         self._multi.setopt(_C["M_MAX_HOST_CONNECTIONS"], self.per_host)
         self._multi.setopt(_C["M_MAX_TOTAL_CONNECTIONS"], limit)
         self._multi.setopt(_C["M_MAXCONNECTS"], limit)
-        self._free = []                   # idle _Slots
+        self._free: List[_Slot] = []      # idle _Slots
         self._slots = 0
-        self._hosts = {}                  # key -> _Host
-        self._ready = collections.deque()  # _Hosts that may start a transfer
+        self._hosts: Dict[_HostKey, _Host] = {}  # key -> _Host
+        self._ready: Deque[_Host] = collections.deque()  # _Hosts that may start a transfer
         self._running = 0
-        self._timers = []                 # heap of (when, seq, _Host or _Job)
-        self._timer = None                # the loop handle for the earliest
-        self._timer_when = None
+        self._timers: List[Tuple[float, int, Union[_Host, _Job]]] = []  # a heap
+        self._timer: Optional[asyncio.TimerHandle] = None  # the loop handle for the earliest
+        self._timer_when = 0.0            # its time (read only while _timer is set)
         self._seq = 0
         self._closed = False
-        self._loop = None
-        self._runs = {}                   # _Run -> None: as_completed()/map() calls in progress
+        self._loop: Any = None            # the event loop, from _bind() on (before any use)
+        self._runs: Dict[_Run, None] = {}  # _Run -> None: as_completed()/map() calls in progress
         self.random = random.Random()
 
     # -- configuration ------------------------------------------------------------
 
     @staticmethod
-    def _header_lines(headers):
+    def _header_lines(headers: Any) -> List[str]:
         if not headers:
             return []
         items = headers.items() if hasattr(headers, "items") else headers
-        lines = []
+        lines: List[str] = []
         for name, value in items:
             if not isinstance(name, str) or not name or any(c in name for c in ":\r\n"):
                 raise ValueError("bad header name %r" % (name,))
@@ -705,9 +715,11 @@ class Session(object):
             lines.append("%s: %s" % (name, value))
         return lines
 
-    def _base_options(self, timeout, connect_timeout, max_redirects, user_agent, proxy, http2,
-                      compression, verify, options):
-        opts = [
+    def _base_options(self, timeout: Optional[float], connect_timeout: float, max_redirects: int,
+                      user_agent: Optional[str], proxy: Optional[str], http2: Union[bool, str],
+                      compression: bool, verify: bool,
+                      options: Optional[Dict[int, Any]]) -> List[Tuple[int, Any]]:
+        opts: List[Tuple[int, Any]] = [
             (_C["NOSIGNAL"], 1),
             (_C["CONNECTTIMEOUT_MS"], int(connect_timeout * 1000)),
             (_C["TIMEOUT_MS"], int(timeout * 1000) if timeout else 0),
@@ -736,11 +748,11 @@ class Session(object):
             opts.append((option, value))
         return opts
 
-    def _new_slot(self):
+    def _new_slot(self) -> _Slot:
         curl = Curl()
         try:
             buf = Buffer()
-            lines = []
+            lines: List[bytes] = []
             curl.setopt(_WRITEDATA, buf)
             curl.setopt(_C["HEADERFUNCTION"], lines.append)
             for option, value in self._options:
@@ -799,7 +811,7 @@ class Session(object):
         if slot is None:
             slot = self._new_slot()
             self._free.append(slot)
-        return slot.curl.getinfo(_C["INFO_COOKIELIST"])
+        return cast(List[str], slot.curl.getinfo(_C["INFO_COOKIELIST"]))
 
     async def fetch(self, url: Union[str, Request], **kwargs: Any) -> Response:
         """One request through the session's limits and retries.  Returns
@@ -807,9 +819,9 @@ class Session(object):
         transfer failed (after its retries).  ``kwargs`` are Request's."""
         request = Request(url, **kwargs) if not isinstance(url, Request) else url
         loop = self._bind()
-        fut = loop.create_future()
+        fut: "asyncio.Future[Response]" = loop.create_future()
 
-        def deliver(job, response):
+        def deliver(job: _Job, response: Response) -> None:
             if not fut.done():
                 fut.set_result(response)
 
@@ -824,7 +836,7 @@ class Session(object):
             raise response.error
         return response
 
-    def as_completed(self, requests: Any, buffer: Optional[int] = None) -> AsyncIterator[Response]:
+    def as_completed(self, requests: Any, buffer: Optional[int] = None) -> AsyncGenerator[Response, None]:
         """Yield a Response for every request of ``requests`` (an iterable or
         async iterable of URLs or Requests), exactly once, as each completes.
         Failures are values: ``response.error``/``response.ok``.  At most
@@ -833,14 +845,14 @@ class Session(object):
         ``aclose()`` of the iterator) stops its transfers."""
         return self._run(requests, False, buffer)
 
-    def map(self, requests: Any, buffer: Optional[int] = None) -> AsyncIterator[Response]:
+    def map(self, requests: Any, buffer: Optional[int] = None) -> AsyncGenerator[Response, None]:
         """As ``as_completed()``, but in the order of ``requests``: a slow
         request holds back the ones after it (up to ``buffer`` of them)."""
         return self._run(requests, True, buffer)
 
     # -- the run loop -------------------------------------------------------------
 
-    async def _run(self, requests, ordered, buffer):
+    async def _run(self, requests: Any, ordered: bool, buffer: Optional[int]) -> AsyncGenerator[Response, None]:
         if buffer is None:
             buffer = max(1000, 4 * self.limit)
         if buffer < 1:
@@ -848,8 +860,8 @@ class Session(object):
         self._bind()
         run = _Run(ordered)
         self._runs[run] = None
-        aiter = None
-        it = None
+        aiter: Any = None
+        it: Optional[Iterator[Any]] = None
         if hasattr(requests, "__aiter__"):
             aiter = requests.__aiter__()
         else:
@@ -902,7 +914,7 @@ class Session(object):
 
     # -- scheduling -----------------------------------------------------------------
 
-    def _bind(self):
+    def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -912,7 +924,8 @@ class Session(object):
             raise RuntimeError("the Session is closed")
         return loop
 
-    def _submit(self, request, deliver, run, seq):
+    def _submit(self, request: Request, deliver: Callable[[_Job, Response], None], run: Optional[_Run],
+                seq: int) -> Optional[_Job]:
         """Queue a request on its host; returns its job (None if it failed
         at once)."""
         try:
@@ -933,7 +946,7 @@ class Session(object):
         self._pump()
         return job
 
-    def _pump(self):
+    def _pump(self) -> None:
         """Start transfers while there is a free slot and a ready host."""
         ready = self._ready
         per_host = self.per_host
@@ -963,13 +976,13 @@ class Session(object):
                     host.ready = True
                     ready.append(host)
 
-    def _forget(self, host):
+    def _forget(self, host: _Host) -> None:
         if host.active == 0 and not host.queue and not host.ready and (
                 not self.delay or host.next_ok <= self._loop.time()):
             if self._hosts.get(host.key) is host:
                 del self._hosts[host.key]
 
-    def _at(self, when, item):
+    def _at(self, when: float, item: Union[_Host, _Job]) -> None:
         """Wake ``item`` (a _Host to make ready, a _Job to queue again) at
         loop time ``when``."""
         self._seq += 1
@@ -980,7 +993,7 @@ class Session(object):
             self._timer = self._loop.call_at(when, self._on_timer)
             self._timer_when = when
 
-    def _on_timer(self):
+    def _on_timer(self) -> None:
         self._timer = None
         timers = self._timers
         now = self._loop.time()
@@ -1004,7 +1017,7 @@ class Session(object):
             self._timer = self._loop.call_at(self._timer_when, self._on_timer)
         self._pump()
 
-    def _start(self, job, host):
+    def _start(self, job: _Job, host: _Host) -> None:
         job.host = host  # the host record may have been made anew while the job waited for a retry
         slot = self._free.pop() if self._free else None
         request = job.request
@@ -1046,7 +1059,7 @@ class Session(object):
             job.run.jobs[job] = None
         fut.add_done_callback(functools.partial(self._done, job))
 
-    def _customise(self, curl, request):
+    def _customise(self, curl: Curl, request: Request) -> None:
         method = request.method
         if request.data is not None:
             curl.setopt(_POSTFIELDS, request.data)
@@ -1059,7 +1072,7 @@ class Session(object):
         if request.headers:
             curl.setopt(_HTTPHEADER, self._header_list + self._header_lines(request.headers))
 
-    def _release(self, slot):
+    def _release(self, slot: _Slot) -> None:
         curl = slot.curl
         try:
             if slot.custom:
@@ -1085,15 +1098,15 @@ class Session(object):
         else:
             self._free.append(slot)
 
-    def _cancel_job(self, job):
+    def _cancel_job(self, job: _Job) -> None:
         """Stop a job whose consumer went away (it is delivered nowhere)."""
         fut = job.fut
         if fut is not None and not fut.done():
             fut.cancel()  # removes the handle now; _done releases the slot
         job.deliver = _drop
 
-    def _done(self, job, fut):
-        slot = job.slot
+    def _done(self, job: _Job, fut: "asyncio.Future[Any]") -> None:
+        slot = cast(_Slot, job.slot)  # set by _start() with the future
         host = job.host
         job.fut = None
         job.slot = None
@@ -1118,7 +1131,7 @@ class Session(object):
             self._at(self._loop.time() + delay, job)
         self._pump()
 
-    def _host_freed(self, host):
+    def _host_freed(self, host: _Host) -> None:
         if host.queue and not host.ready and host.active < self.per_host:
             if self.delay and host.next_ok > self._loop.time():
                 self._at(host.next_ok, host)
@@ -1128,10 +1141,10 @@ class Session(object):
         elif not host.queue:
             self._forget(host)
 
-    def _response(self, job, slot, exc):
+    def _response(self, job: _Job, slot: _Slot, exc: Optional[BaseException]) -> Response:
         curl = slot.curl
         request = job.request
-        err = None
+        err: Optional[FetchError] = None
         if exc is not None:
             code, message = (exc.args + (0, ""))[:2] if isinstance(exc, error) else (0, str(exc))
             if not isinstance(code, int):
@@ -1163,7 +1176,7 @@ class Session(object):
                 size = 0
         return Response(request, job.url, status, lines, effective, timings, content, size, job.attempts, err)
 
-    def _retry_delay(self, job, response):
+    def _retry_delay(self, job: _Job, response: Response) -> Optional[float]:
         """Seconds before the next attempt, or None: deliver now."""
         if job.attempts > self.retries or self._closed:
             return None
@@ -1183,11 +1196,11 @@ class Session(object):
         return delay
 
 
-def _drop(job, response):
+def _drop(job: _Job, response: Response) -> None:
     pass
 
 
-def _abandoned(job):
+def _abandoned(job: _Job) -> bool:
     """Nobody waits for this job's response any more: do not start it."""
     return job.deliver is _drop or (job.run is not None and job.run.closed)
 
