@@ -80,7 +80,7 @@ cm_system_packages "${PYTHONS[@]}"
 
 # tests/test_vs_pycurl.py compares with the real pycurl once it is built
 # (bash scripts/pycurl-venv.sh; .ci/run does it): found here unless given.
-if [ -z "${PYCURL_PYTHON:-}" ] && [ -x "$CM_VENVS/pycurl/bin/python" ]; then
+if [ -z "${PYCURL_PYTHON:-}" ] && [ -z "${PYCURL_UNAVAILABLE:-}" ] && [ -x "$CM_VENVS/pycurl/bin/python" ]; then
     export PYCURL_PYTHON="$CM_VENVS/pycurl/bin/python"
 fi
 

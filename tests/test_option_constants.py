@@ -32,6 +32,7 @@ VALUES = {
     "PROTOCOLS_STR": "http,https", "REDIR_PROTOCOLS_STR": "http", "TLSAUTH_TYPE": "SRP",
     "PROXY_TLSAUTH_TYPE": "SRP", "ALTSVC_CTRL": 1 << 3, "POSTFIELDS": "a=b", "COPYPOSTFIELDS": "a=b",
     "HTTPPOST": [("a", "b")],
+    "OPT_RTSP_REQUEST": 1,  # CURL_RTSPREQ_OPTIONS: libcurl 8 refuses 0 (NONE)
 }
 KIND_VALUES = {_LONG: 0, _OFF_T: 0, _STRING: "x", _SLIST: ["x"], _BLOB: b"x", _FUNCTION: lambda *a: 0}
 
