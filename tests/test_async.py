@@ -10,6 +10,7 @@ import platform
 import random
 import socket
 import time
+import uuid
 
 import pytest
 
@@ -975,8 +976,9 @@ async def test_fair_progress_of_bulk_transfers(httpd):
             return write
 
         futs = []
+        key = uuid.uuid4().hex  # not id(multi): a later multi may get the same address
         for i in range(n):
-            curl = make(httpd.url("/together/bulk%d/%d/%d" % (id(multi), n, size)))
+            curl = make(httpd.url("/together/bulk%s/%d/%d" % (key, n, size)))
             curl.setopt(pycurl.WRITEFUNCTION, writer(i))
             futs.append(multi.add_handle(curl))
         await asyncio.gather(*futs)

@@ -201,7 +201,7 @@ class _Conn(asyncio.Protocol):
             if gate is None:
                 gate = self.server.gates[key] = [0, asyncio.get_running_loop().create_future()]
             gate[0] += 1
-            if gate[0] >= k:
+            if gate[0] >= k and not gate[1].done():  # a key reused: the gate stays open
                 gate[1].set_result(None)
             await gate[1]
             route, args = "bytes", args[2:]
