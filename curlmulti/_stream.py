@@ -82,7 +82,6 @@ class ResponseHead(object):
 def parse_head(lines):
     """A ResponseHead from one block of raw header lines (bytes)."""
     status, reason, version = None, "", ""
-    headers = []
     start = 0
     if lines:
         first = lines[0].decode("latin-1").rstrip("\r\n")
@@ -95,16 +94,22 @@ def parse_head(lines):
             except (IndexError, ValueError):
                 status = None
             reason = parts[2].strip() if len(parts) > 2 else ""
-    for raw in lines[start:]:
+    return ResponseHead(status, reason, version, header_pairs(lines[start:]))
+
+
+def header_pairs(lines: Iterable[bytes]) -> List[Tuple[str, str]]:
+    """(name, value) of raw header lines (bytes), folded lines joined."""
+    pairs: List[Tuple[str, str]] = []
+    for raw in lines:
         line = raw.decode("latin-1").rstrip("\r\n")
-        if line[:1] in (" ", "\t") and headers:  # obsolete line folding
-            name, value = headers[-1]
-            headers[-1] = (name, value + " " + line.strip())
+        if line[:1] in (" ", "\t") and pairs:  # obsolete line folding
+            name, value = pairs[-1]
+            pairs[-1] = (name, value + " " + line.strip())
             continue
         name, sep, value = line.partition(":")
         if sep:
-            headers.append((name.strip(), value.strip()))
-    return ResponseHead(status, reason, version, headers)
+            pairs.append((name.strip(), value.strip()))
+    return pairs
 
 
 class HeadParser(object):

@@ -57,6 +57,7 @@ from ._easy import Curl
 from ._errors import error
 from ._share import CurlShare
 from ._sinks import Buffer, _Sink
+from ._stream import header_pairs
 from ._version import __version__
 
 __all__ = ["fetch", "Session", "Request", "Response", "Headers", "Timings", "Redirect", "FetchError",
@@ -455,20 +456,6 @@ def _status_line(line: bytes) -> Optional[Tuple[int, str, str]]:
     return status, (parts[2].strip() if len(parts) > 2 else ""), parts[0][5:]
 
 
-def _header_pairs(block: Iterable[bytes]) -> List[Tuple[str, str]]:
-    pairs: List[Tuple[str, str]] = []
-    for raw in block:
-        line = raw.decode("latin-1").rstrip("\r\n")
-        if line[:1] in (" ", "\t") and pairs:  # obsolete line folding
-            name, value = pairs[-1]
-            pairs[-1] = (name, value + " " + line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            pairs.append((name.strip(), value.strip()))
-    return pairs
-
-
 def _head_and_history(lines: Iterable[bytes], url: str) -> Tuple[int, str, str, Headers, List[Redirect]]:
     """(status, reason, version, Headers, [Redirect]) from every header line
     of a transfer: the final response's head, and the followed redirects."""
@@ -496,7 +483,7 @@ def _head_and_history(lines: Iterable[bytes], url: str) -> Tuple[int, str, str, 
         history.append(Redirect(status, current, nxt))
         current = nxt
     (status, reason, version), block = blocks[-1]
-    return status, reason, version, Headers(_header_pairs(block)), history
+    return status, reason, version, Headers(header_pairs(block)), history
 
 
 def _retry_after(headers: Headers, now: Optional[float] = None) -> Optional[float]:
