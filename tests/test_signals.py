@@ -83,6 +83,10 @@ def transfer(pycurl, mode, url, written):
 
 def main(mode):
     import curlmulti as pycurl
+    # A process started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Python then leaves it so: the signals below would be
+    # lost and the transfer would never end.  Ctrl-C's usual handler, always.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     url = trickle_server()
     latencies = []
     for i in range(TRIES + 1):
