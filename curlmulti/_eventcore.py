@@ -46,6 +46,8 @@ class EventCore(object):
 
     __slots__ = ("c", "owners", "codes", "removed", "out", "pending", "fd", "owner")
 
+    fd: int  # the epoll descriptor the owner of the loop waits on
+
     def __init__(self, c: Any) -> None:
         self.c = c
         self.fd = c.epfd
