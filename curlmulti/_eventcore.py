@@ -22,13 +22,19 @@ Linux only (``AVAILABLE``); elsewhere ``install`` raises and the asyncio
 driver keeps its Python path.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any, Dict, List, Tuple, cast
+import weakref
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
 
 from . import _callbacks
 from ._curl import ffi, lib
 from ._errors import error, misuse
 from ._owner import CLOSING
+
+if TYPE_CHECKING:
+    from ._async import AsyncCurlMulti
 
 AVAILABLE = bool(lib.CM_EVCORE)
 RUN_SOCKETS = lib.CM_RUN_SOCKETS
@@ -47,6 +53,7 @@ class EventCore(object):
     __slots__ = ("c", "owners", "codes", "removed", "out", "pending", "fd", "owner")
 
     fd: int  # the epoll descriptor the owner of the loop waits on
+    owner: Optional[weakref.ref[AsyncCurlMulti]]
 
     def __init__(self, c: Any) -> None:
         self.c = c
