@@ -55,6 +55,8 @@ How the pure-Python driver works:
    triggers nothing; its future fails at the next completion check.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import errno
@@ -62,7 +64,8 @@ import os
 import select
 import socket
 import weakref
-from typing import Any, AsyncIterator, Iterable, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Deque, Dict, Iterable, List, Optional, Tuple,
+                    Type, Union)
 
 from . import _eventcore
 from ._constants import CONSTANTS
@@ -73,6 +76,10 @@ from ._multi import CurlMulti
 from ._request import process
 from ._stream import Stream
 
+if TYPE_CHECKING:
+    from ._curl import _CData
+    from ._multi import _MultiRecord
+    from ._request import _RequestState
 
 _POLL_REMOVE = CONSTANTS["POLL_REMOVE"]
 _POLL_IN = CONSTANTS["POLL_IN"]
@@ -80,7 +87,7 @@ _POLL_OUT = CONSTANTS["POLL_OUT"]
 _CSELECT_IN = CONSTANTS["CSELECT_IN"]
 _CSELECT_OUT = CONSTANTS["CSELECT_OUT"]
 _SOCKET_TIMEOUT = CONSTANTS["SOCKET_TIMEOUT"]
-_EPOLL = getattr(select, "epoll", None)
+_EPOLL: Optional[Type[select.epoll]] = getattr(select, "epoll", None)
 if _EPOLL is not None:
     _EV = {_POLL_IN: select.EPOLLIN, _POLL_OUT: select.EPOLLOUT,
            _POLL_IN | _POLL_OUT: select.EPOLLIN | select.EPOLLOUT}
@@ -100,12 +107,15 @@ _NOT_SELECTOR = ("AsyncCurlMulti needs a selector-style event loop (one with add
                  "not %s; on Windows use asyncio.WindowsSelectorEventLoopPolicy()")
 
 
-class _Transfer(asyncio.Future):
+class _Transfer(asyncio.Future[Curl]):
     """The future of one transfer; cancelling it removes the handle at once."""
 
     __slots__ = ("_acm", "_curl")
 
-    def cancel(self, *args, **kwargs):
+    _acm: Optional[AsyncCurlMulti]
+    _curl: Curl
+
+    def cancel(self, *args: Any, **kwargs: Any) -> bool:
         if not super().cancel(*args, **kwargs):
             return False
         acm = self._acm
@@ -114,7 +124,7 @@ class _Transfer(asyncio.Future):
         return True
 
 
-def _check_selector_loop(loop):
+def _check_selector_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Raise RuntimeError unless loop can watch sockets (add_reader)."""
     if type(loop).add_reader is asyncio.SelectorEventLoop.add_reader:
         return
@@ -132,7 +142,7 @@ def _check_selector_loop(loop):
         b.close()
 
 
-def _noop():
+def _noop() -> None:
     pass
 
 
@@ -141,17 +151,17 @@ class _Batch(object):
 
     __slots__ = ("queue", "outstanding", "waiter", "on_done")
 
-    def __init__(self):
-        self.queue = collections.deque()  # futures done, not yet yielded
-        self.outstanding = 0              # futures followed, not yet done
-        self.waiter = None                # what the iterator awaits
-        self.on_done = self._done
+    def __init__(self) -> None:
+        self.queue: Deque[_Transfer] = collections.deque()  # futures done, not yet yielded
+        self.outstanding = 0                                # futures followed, not yet done
+        self.waiter: Optional[asyncio.Future[None]] = None  # what the iterator awaits
+        self.on_done: Callable[[_Transfer], None] = self._done
 
-    def follow(self, fut):
+    def follow(self, fut: _Transfer) -> None:
         self.outstanding += 1
         fut.add_done_callback(self.on_done)
 
-    def _done(self, fut):
+    def _done(self, fut: _Transfer) -> None:
         self.outstanding -= 1
         if not fut.cancelled():
             self.queue.append(fut)
@@ -166,18 +176,18 @@ class _CoreFd(object):
 
     __slots__ = ("fd", "closed")
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
         self.closed = False
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.fd
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
 
 
-def _transfer_error(curl, code, message):
+def _transfer_error(curl: Curl, code: int, message: str) -> BaseException:
     """The exception a failed transfer's future gets."""
     cause = curl.callback_error
     if cause is not None and not isinstance(cause, Exception):
@@ -195,37 +205,42 @@ class AsyncCurlMulti(object):
     ``add_handle()`` and the instance stays bound to it.  Call ``aclose()``
     (or use ``async with``) to release the multi handle."""
 
-    _multi_class = CurlMulti  # a stand-in multi can be put here for tests
+    _multi_class: Type[CurlMulti] = CurlMulti  # a stand-in multi can be put here for tests
     _use_epoll = _EPOLL is not None  # False: every socket through loop.add_reader
     # With _use_epoll and the real CurlMulti: the native event core (C).
     _use_native = _eventcore.AVAILABLE and _DRIVER == "native"
+    # Set by _setup_native (the native driver only).
+    _rec: _MultiRecord
+    _gen: int  # the core's timer_gen the loop's timer matches
 
     def __init__(self, close_handles: bool = False) -> None:
         multi = self._multi_class(close_handles=close_handles)
         self._multi = multi
-        self._loop = None
-        self._ep = None            # our epoll set of libcurl's sockets (when _use_epoll)
-        self._futures = {}         # Curl -> _Transfer, in order of addition
-        self._timer = None         # the one loop handle for libcurl's timer
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # our epoll set of libcurl's sockets (when _use_epoll), or the core's
+        self._ep: Optional[Union[select.epoll, _CoreFd]] = None
+        self._futures: Dict[Curl, _Transfer] = {}  # in order of addition
+        self._timer: Optional[asyncio.Handle] = None  # the one loop handle for libcurl's timer
         self._timer_soon = False   # ... and whether it is a call_soon
-        self._kick_handle = None   # a call_soon that runs expired timers after an unpause
+        self._kick_handle: Optional[asyncio.Handle] = None  # runs expired timers after an unpause
         self._state = UNBOUND      # UNBOUND -> BOUND -> CLOSED (see _driver.py)
         self._closed = False       # self._state is CLOSED (read on every call)
         self._in_action = False    # socket_action() is on the stack
         self._in_call = False      # ... or another libcurl call of ours (add, remove, pause)
-        self._stray = {}           # Curl -> None: libcurl refused to remove it, still running
-        self._reap_handle = None   # a call_soon of _on_reap (a callback came from elsewhere)
+        self._stray: Dict[Curl, None] = {}  # libcurl refused to remove it, still running
+        self._reap_handle: Optional[asyncio.Handle] = None  # a call_soon of _on_reap (a callback came from elsewhere)
         self._dirty = False        # a handle was removed during socket_action()
-        self._failure = None       # an exception in our socket/timer callback
-        self._touched = []         # request states whose callbacks ran (see _request.py)
-        self._requests = {}        # request object -> its state, for process()
-        self._core = None          # the native core's C struct (native driver)
-        self._batches = []         # the _Batch of each completed() iterator running
+        self._failure: Optional[BaseException] = None  # an exception in our socket/timer callback
+        self._touched: List[_RequestState] = []  # request states whose callbacks ran (see _request.py)
+        self._requests: Dict[Any, _RequestState] = {}  # request object -> its state, for process()
+        self._core: Optional[_CData] = None  # the native core's C struct (native driver)
+        self._batches: List[_Batch] = []  # the _Batch of each completed() iterator running
         if self._use_native and self._use_epoll and self._multi_class is CurlMulti:
             self._setup_native()
             return
-        self._watch = {}           # fd -> POLL_IN/POLL_OUT mask being watched
-        self._on_socket = self._on_socket_epoll if self._use_epoll else self._on_socket_loop
+        self._watch: Dict[int, int] = {}  # fd -> POLL_IN/POLL_OUT mask being watched
+        self._on_socket: Callable[[int, int, CurlMulti, object], None] = (
+            self._on_socket_epoll if self._use_epoll else self._on_socket_loop)
         multi.setopt(CONSTANTS["M_SOCKETFUNCTION"], self._on_socket)
         multi.setopt(CONSTANTS["M_TIMERFUNCTION"], self._on_timer)
 
@@ -360,14 +375,14 @@ class AsyncCurlMulti(object):
         ep, self._ep = self._ep, None
         if ep is not None:
             if loop_open:
-                loop.remove_reader(ep.fileno())
+                loop.remove_reader(ep.fileno())  # type: ignore[union-attr]  # loop_open: not None
             ep.close()
         elif loop_open and self._core is None:
             for fd, mask in self._watch.items():
                 if mask & _POLL_IN:
-                    loop.remove_reader(fd)
+                    loop.remove_reader(fd)  # type: ignore[union-attr]  # loop_open: not None
                 if mask & _POLL_OUT:
-                    loop.remove_writer(fd)
+                    loop.remove_writer(fd)  # type: ignore[union-attr]  # loop_open: not None
         if self._core is None:
             self._watch.clear()
         self._core = None  # freed with the multi below
@@ -389,7 +404,7 @@ class AsyncCurlMulti(object):
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await self.aclose()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self._closed:
             return "<curlmulti.AsyncCurlMulti closed>"
         return "<curlmulti.AsyncCurlMulti with %d transfers>" % len(self._futures)
@@ -418,7 +433,7 @@ class AsyncCurlMulti(object):
 
     # -- the driver ---------------------------------------------------------------
 
-    def _check_loop(self):
+    def _check_loop(self) -> None:
         """RuntimeError unless called from the bound loop (or, while it is not
         running, from code outside any loop)."""
         loop = self._loop
@@ -428,16 +443,17 @@ class AsyncCurlMulti(object):
         if running is not loop and (running is not None or loop.is_running()):
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
 
-    def _bind(self, loop):
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not None:
             raise RuntimeError("AsyncCurlMulti is bound to a different event loop")
         _check_selector_loop(loop)
+        ep: Union[_CoreFd, select.epoll]
         if self._core is not None:
             ep = _CoreFd(self._core.epfd)
             loop.add_reader(ep.fileno(), self._on_ready_native)
             self._ep = ep
         elif self._use_epoll:
-            ep = _EPOLL()
+            ep = _EPOLL()  # type: ignore[misc]  # _use_epoll: there is an epoll
             try:
                 loop.add_reader(ep.fileno(), self._on_ready)
             except BaseException:
@@ -448,7 +464,7 @@ class AsyncCurlMulti(object):
         self._state = BOUND
         self._loop = loop
 
-    def _on_socket_epoll(self, what, fd, multi, socketp):
+    def _on_socket_epoll(self, what: int, fd: int, multi: CurlMulti, socketp: object) -> None:
         """M_SOCKETFUNCTION (epoll): bring our epoll set's entry for fd to ``what``."""
         if not self._in_action and not self._in_call:
             self._foreign()
@@ -457,7 +473,7 @@ class AsyncCurlMulti(object):
         new = 0 if what == _POLL_REMOVE else what
         if new == old:
             return
-        ep = self._ep
+        ep: select.epoll = self._ep  # type: ignore[assignment]  # the Python driver's set, made by _bind
         try:
             try:
                 if not old:
@@ -481,7 +497,7 @@ class AsyncCurlMulti(object):
         else:
             del watch[fd]
 
-    def _on_socket_loop(self, what, fd, multi, socketp):
+    def _on_socket_loop(self, what: int, fd: int, multi: CurlMulti, socketp: object) -> None:
         """M_SOCKETFUNCTION (no epoll): bring the loop's watchers of fd to ``what``."""
         if not self._in_action and not self._in_call:
             self._foreign()
@@ -490,7 +506,7 @@ class AsyncCurlMulti(object):
         new = 0 if what == _POLL_REMOVE else what
         if new == old:
             return
-        loop = self._loop
+        loop: asyncio.AbstractEventLoop = self._loop  # type: ignore[assignment]  # bound: a socket is watched
         changed = old ^ new
         try:
             if changed & _POLL_IN:
@@ -515,13 +531,13 @@ class AsyncCurlMulti(object):
         else:
             del watch[fd]
 
-    def _on_timer(self, timeout_ms):
+    def _on_timer(self, timeout_ms: int) -> None:
         """M_TIMERFUNCTION: keep one loop handle for libcurl's timer."""
         if not self._in_action and not self._in_call:
             self._foreign()
         self._set_timer(timeout_ms)
 
-    def _set_timer(self, timeout_ms):
+    def _set_timer(self, timeout_ms: int) -> None:
         timer = self._timer
         if timeout_ms == 0 and self._timer_soon and timer is not None:
             return  # already due on the next loop iteration
@@ -532,16 +548,18 @@ class AsyncCurlMulti(object):
             if timeout_ms < 0:
                 return
             if timeout_ms == 0:
-                self._timer = self._loop.call_soon(self._on_timeout)
+                # libcurl asks for a timer only once a transfer was added: bound
+                self._timer = self._loop.call_soon(self._on_timeout)  # type: ignore[union-attr]
                 self._timer_soon = True
             else:
-                self._timer = self._loop.call_later(timeout_ms / 1000.0, self._on_timeout)
+                self._timer = self._loop.call_later(  # type: ignore[union-attr]  # as above: bound
+                    timeout_ms / 1000.0, self._on_timeout)
                 self._timer_soon = False
         except Exception as exc:  # as in _on_socket_loop
             if self._failure is None:
                 self._failure = exc
 
-    def _on_timeout(self):
+    def _on_timeout(self) -> None:
         self._timer = None
         try:
             self._action(_SOCKET_TIMEOUT, 0)
@@ -557,7 +575,7 @@ class AsyncCurlMulti(object):
                 if left >= 0:
                     self._set_timer(max(left, 1))
 
-    def _foreign(self):
+    def _foreign(self) -> None:
         """Our socket or timer callback ran outside our own libcurl calls: a
         registered Curl was closed by its owner (or paused by it).  Look for
         orphans once the call has returned."""
@@ -566,29 +584,30 @@ class AsyncCurlMulti(object):
             if loop is not None and not loop.is_closed():  # never raise into libcurl
                 self._reap_handle = loop.call_soon(self._on_reap)
 
-    def _on_reap(self):
+    def _on_reap(self) -> None:
         self._reap_handle = None
         if not self._closed:
             self._reap_orphans()
 
-    def _kick(self):
+    def _kick(self) -> None:
         """Run libcurl's expired timers soon (after an unpause), without
         disturbing the timer libcurl asked for."""
         if self._kick_handle is None and not self._closed:
-            self._kick_handle = self._loop.call_soon(self._on_kick)
+            # after an unpause of a registered transfer: bound
+            self._kick_handle = self._loop.call_soon(self._on_kick)  # type: ignore[union-attr]
 
-    def _on_kick(self):
+    def _on_kick(self) -> None:
         self._kick_handle = None
         if self._core is not None:
             self._run_native(_RUN_TIMER)
         else:
             self._action(_SOCKET_TIMEOUT, 0)
 
-    def _on_ready(self):
+    def _on_ready(self) -> None:
         """Our epoll set is readable: serve every ready socket, then settle
         the batch once."""
         try:
-            events = self._ep.poll(0)
+            events = self._ep.poll(0)  # type: ignore[union-attr]  # the Python driver's epoll set
         except InterruptedError:
             return  # the loop calls again: the set is still readable
         except Exception as exc:
@@ -625,7 +644,7 @@ class AsyncCurlMulti(object):
         if self._touched:
             self._poke_touched()
 
-    def _action(self, fd, mask):
+    def _action(self, fd: int, mask: int) -> None:
         """A socket is ready (or the timer expired): let libcurl work, then
         collect finished transfers."""
         self._in_action = True
@@ -651,7 +670,7 @@ class AsyncCurlMulti(object):
         if self._touched:
             self._poke_touched()
 
-    def _drain(self, running):
+    def _drain(self, running: int) -> None:
         """Read every completion message and settle those futures."""
         self._dirty = False
         multi = self._multi
@@ -694,11 +713,11 @@ class AsyncCurlMulti(object):
         finally:
             self._in_call = in_call
         if self._failure is not None:
-            self._loop.call_soon(self._settle)
+            self._loop.call_soon(self._settle)  # type: ignore[union-attr]  # after socket_action: bound
         if running < len(futures) + len(self._stray):
             self._reap_orphans()
 
-    def _stray_done(self, curl):
+    def _stray_done(self, curl: Curl) -> None:
         """A handle libcurl refused to remove has finished: it runs no more,
         so it leaves the count; try the removal again."""
         stray = self._stray
@@ -709,7 +728,7 @@ class AsyncCurlMulti(object):
             except Exception:
                 pass  # attached, idle, until aclose()
 
-    def _remove(self, curl):
+    def _remove(self, curl: Curl) -> None:
         """Remove the handle of a transfer that may still run.  If libcurl
         refuses, the handle stays attached and running: it is counted in
         _stray until its completion is read."""
@@ -732,9 +751,9 @@ class AsyncCurlMulti(object):
                 if core.timer_gen != self._gen:
                     self._sync_timer()
         if self._failure is not None and not self._in_action:
-            self._loop.call_soon(self._settle)
+            self._loop.call_soon(self._settle)  # type: ignore[union-attr]  # a registered transfer: bound
 
-    def _settle(self):
+    def _settle(self) -> None:
         """Our socket or timer callback failed: the loop's watchers may no
         longer match libcurl's sockets, so fail every pending transfer."""
         exc = self._failure
@@ -742,14 +761,14 @@ class AsyncCurlMulti(object):
             self._failure = None
             self._driver_failed(exc)
 
-    def _remove_quietly(self, curl):
+    def _remove_quietly(self, curl: Curl) -> Optional[Exception]:
         try:
             self._remove(curl)
         except Exception as exc:
             return exc
         return None
 
-    def _fail_transfer(self, curl, exc):
+    def _fail_transfer(self, curl: Curl, exc: BaseException) -> None:
         """End a registered transfer now with exc (e.g. pause() failed)."""
         fut = self._futures.pop(curl, None)
         if fut is None:
@@ -758,7 +777,7 @@ class AsyncCurlMulti(object):
         if not fut.done():
             fut.set_exception(exc)
 
-    def _pause(self, curl, bitmask):
+    def _pause(self, curl: Curl, bitmask: int) -> None:
         """``curl.pause(bitmask)`` for _stream/_request: the socket and timer
         callbacks it runs are ours, not a sign of a foreign close."""
         in_call, self._in_call = self._in_call, True
@@ -774,7 +793,7 @@ class AsyncCurlMulti(object):
                 if core.timer_gen != self._gen:
                     self._sync_timer()
 
-    def _reap_orphans(self):
+    def _reap_orphans(self) -> None:
         """Fail the futures of handles that left the multi behind our back
         (a Curl closed by its owner while registered)."""
         multi = self._multi
@@ -787,7 +806,7 @@ class AsyncCurlMulti(object):
             if not fut.done():
                 fut.set_exception(error(0, "the Curl object was closed while its transfer was registered"))
 
-    def _cancelled(self, curl, fut):
+    def _cancelled(self, curl: Curl, fut: _Transfer) -> None:
         """A registered future was cancelled: remove its handle now."""
         if self._futures.get(curl) is not fut:
             return
@@ -796,12 +815,12 @@ class AsyncCurlMulti(object):
             self._remove(curl)
         except Exception as exc:
             if not getattr(curl, "closed", False):
-                self._loop.call_exception_handler({
+                self._loop.call_exception_handler({  # type: ignore[union-attr]  # a registered transfer: bound
                     "message": "AsyncCurlMulti could not remove a cancelled transfer",
                     "exception": exc,
                 })
 
-    def _driver_failed(self, exc):
+    def _driver_failed(self, exc: BaseException) -> None:
         """socket_action()/info_read() raised: fail every pending future (with
         the exception as the cause) instead of leaving them hanging."""
         futures, self._futures = self._futures, {}
@@ -823,16 +842,17 @@ class AsyncCurlMulti(object):
 
     # -- the native driver (the event core of _eventcore.py) -----------------------
 
-    def _setup_native(self):
+    def _setup_native(self) -> None:
         """Install the event core: libcurl's socket and timer callbacks in C,
         its sockets in one epoll set the loop watches once (see _bind)."""
         rec = self._multi._rec
-        _eventcore.install(rec).owner = weakref.ref(self)
+        core = _eventcore.install(rec)  # rec.core
+        core.owner = weakref.ref(self)
         self._rec = rec
-        self._core = rec.core.c
+        self._core = core.c
         self._gen = self._core.timer_gen
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Dict[int, int]:
         # The native driver keeps the watched sockets in C; read them for
         # introspection as the Python driver's ``_watch`` mapping.
         if name == "_watch":
@@ -841,7 +861,7 @@ class AsyncCurlMulti(object):
             return _eventcore.watched(self._rec)
         raise AttributeError(name)
 
-    def _sync_timer(self):
+    def _sync_timer(self) -> None:
         """The core's deadline changed: bring the loop's one timer to it."""
         core = self._core
         if core is None:
@@ -866,14 +886,14 @@ class AsyncCurlMulti(object):
             self._timer = loop.call_later(ms / 1000.0, self._on_timeout_native)
             self._timer_soon = False
 
-    def _on_timeout_native(self):
+    def _on_timeout_native(self) -> None:
         self._timer = None
         self._run_native(_RUN_TIMER)
 
-    def _on_ready_native(self):
+    def _on_ready_native(self) -> None:
         self._run_native(_RUN_SOCKETS)
 
-    def _run_native(self, flags):
+    def _run_native(self, flags: int) -> None:
         """One call into the core, then the finished transfers' futures
         resolved in one batch."""
         if self._closed:
@@ -924,7 +944,7 @@ class AsyncCurlMulti(object):
         if self._touched:
             self._poke_touched()
 
-    def _poke_touched(self):
+    def _poke_touched(self) -> None:
         """Ask the requests whose callbacks ran for updates.  A request whose
         has_update() raised has already failed (see _RequestState._poke);
         KeyboardInterrupt/SystemExit leave after the whole batch."""

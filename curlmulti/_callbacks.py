@@ -28,6 +28,8 @@ How a callback travels:
    by the call that ran libcurl.
 """
 
+from __future__ import annotations
+
 import collections
 import datetime as _datetime
 import os
@@ -35,9 +37,83 @@ import socket
 import struct
 import sys
 from threading import get_ident
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Protocol, Tuple, Type, TypeVar, Union
 
 from ._cbtypes import CurlSockAddr, HstsEntry, HstsIndex, KhKey
 from ._curl import ffi, lib
+
+if TYPE_CHECKING:
+    from ._curl import _CData
+    from ._easy import _SocketCloser
+
+# A trampoline's body returns what libcurl gets: an int (or the int of a
+# size_t or curl_socket_t).
+_Body = TypeVar("_Body", bound=Callable[..., int])
+# cffi's onerror: called with (type, value, traceback) of what escaped.
+_OnError = Callable[[Type[BaseException], BaseException, Optional[TracebackType]], None]
+
+
+class _Owner(Protocol):
+    """What every trampoline's userdata stands for: an owner record that
+    stores what a callback raised (``_easy._EasyRecord``, its
+    ``_SocketCloser``, ``_mime._DataSource``, ``_multi._MultiRecord``)."""
+
+    def callback_failed(self, exc: BaseException) -> None: ...
+
+
+class _EasyOwner(_Owner, Protocol):
+    """An easy handle's record as its trampolines see it: the callable of
+    each callback whose trampoline is installed is set (``None`` only while
+    the trampoline is not; see ``_easy._EasyRecord.set_callback``)."""
+
+    callback_error: Optional[BaseException]
+    write_view: bool
+    header_view: bool
+    write_cb: Callable[[Any], object]
+    header_cb: Callable[[Any], object]
+    read_cb: Callable[[int], object]
+    xferinfo_cb: Callable[[int, int, int, int], object]
+    progress_cb: Callable[[float, float, float, float], object]
+    debug_cb: Callable[[int, bytes], object]
+    seek_cb: Callable[[int, int], object]
+    ioctl_cb: Callable[[int], object]
+    sockopt_cb: Callable[[int, int], object]
+    opensocket_cb: Callable[[int, CurlSockAddr], object]
+    ssh_key_cb: Callable[[Optional[KhKey], Optional[KhKey], int], object]
+    ssh_hostkey_cb: Callable[[int, bytes], object]
+    prereq_cb: Callable[[str, str, int, int], object]
+    trailer_cb: Callable[[], object]
+    resolver_start_cb: Callable[[], object]
+    fnmatch_cb: Callable[[bytes, bytes], object]
+    hstsread_cb: Callable[[], object]
+    hstswrite_cb: Callable[[HstsEntry, HstsIndex], object]
+
+
+class _MultiOwner(_Owner, Protocol):
+    """A multi's record as its trampolines see it (``_multi._MultiRecord``
+    while M_SOCKETFUNCTION/M_TIMERFUNCTION are set)."""
+
+    socket_cb: Callable[[int, int, Any, Any], object]
+    timer_cb: Callable[[int], object]
+    assigned: Dict[int, Any]
+    adding: bool
+    add_refused: bool
+
+    def public(self) -> Any: ...
+
+
+class _MimeSource(_Owner, Protocol):
+    """A CurlMimePart's data_cb content as its trampolines see it
+    (``_mime._DataSource`` before its release)."""
+
+    callback_error: Optional[BaseException]
+    read: Callable[[Any, int], object]
+    seek: Optional[Callable[[Any, int, int], object]]
+    userdata: Any
+
+    def release(self) -> None: ...
+
 
 SIZE_MAX = int(ffi.cast("size_t", -1))
 # The C ranges of the trampolines' int and curl_socket_t results: a result
@@ -63,7 +139,7 @@ _PYPY = sys.implementation.name == "pypy"
 _ONE_TURN = (None,)
 
 
-def _signal_point():
+def _signal_point() -> None:
     for _ in _ONE_TURN:
         pass
 
@@ -71,10 +147,10 @@ def _signal_point():
 # Exceptions that reached _onerror with no record to store them on (in
 # practice never: the userdata is bound before any line of Python runs).
 # Keyed by thread; the call that ran libcurl in that thread raises them.
-UNCLAIMED = {}
+UNCLAIMED: Dict[int, BaseException] = {}
 
 
-def _record_from_frame(tb, owner_at):
+def _record_from_frame(tb: Optional[TracebackType], owner_at: int) -> Optional[_Owner]:
     """The record a trampoline was called for, from the arguments in its
     frame (the first of the traceback: what escaped was raised there)."""
     if tb is None:
@@ -86,11 +162,12 @@ def _record_from_frame(tb, owner_at):
         if not isinstance(args, tuple) or len(args) <= owner_at:
             return None
         userdata = args[owner_at]
-    return ffi.from_handle(userdata)
+    record: _Owner = ffi.from_handle(userdata)
+    return record
 
 
-def _onerror_for(owner_at):
-    def onerror(exc_type, exc, tb):
+def _onerror_for(owner_at: int) -> _OnError:
+    def onerror(exc_type: Type[BaseException], exc: BaseException, tb: Optional[TracebackType]) -> None:
         try:
             record = _record_from_frame(tb, owner_at)
         except BaseException:  # a second signal while looking: keep the first
@@ -103,12 +180,12 @@ def _onerror_for(owner_at):
     return onerror
 
 
-def take_unclaimed():
+def take_unclaimed() -> Optional[BaseException]:
     """The exception _onerror could not store for this thread, if any."""
     return UNCLAIMED.pop(get_ident(), None)
 
 
-def _halted(rec):
+def _halted(rec: Union[_EasyOwner, _MimeSource]) -> bool:
     """A KeyboardInterrupt or SystemExit is stored for this transfer: every
     later callback returns its abort value at once without calling Python
     code, so the transfer stops at the next callback whatever its kind (a
@@ -117,23 +194,24 @@ def _halted(rec):
     return exc is not None and not isinstance(exc, Exception)
 
 
-def _trampoline(abort, owner_at, halts=True):
+def _trampoline(abort: int, owner_at: int, halts: bool = True) -> Callable[[_Body], _Body]:
     """Register ``body(record, *c_args)`` as the extern "Python" function of
     the same name.  The record is found from the userdata at ``owner_at``.
     ``halts``: the callback is skipped once the transfer is interrupted
     (see _halted)."""
 
-    def register(body):
+    def register(body: _Body) -> _Body:
         from_handle = ffi.from_handle
 
-        def call(*args):
+        def call(*args: Any) -> int:
             try:
                 if _PYPY:
                     _signal_point()
                 owner = from_handle(args[owner_at])
                 if halts and owner.callback_error is not None and _halted(owner):
                     return abort
-                return body(owner, *args)
+                result: int = body(owner, *args)
+                return result
             except BaseException as exc:  # stored, re-raised by the caller
                 from_handle(args[owner_at]).callback_failed(exc)
                 return abort
@@ -145,7 +223,7 @@ def _trampoline(abort, owner_at, halts=True):
     return register
 
 
-def _consumed(result, n):
+def _consumed(result: object, n: int) -> int:
     """A write callback's result: None means all of it.  As pycurl, an int
     goes to libcurl as a C long cast to size_t (-1 is a write error like any
     count but n); one that does not fit in a long is refused."""
@@ -163,7 +241,7 @@ def _consumed(result, n):
 _from_handle, _unpack, _buffer = ffi.from_handle, ffi.unpack, ffi.buffer
 
 
-def _call_with_view(func, ptr, n):
+def _call_with_view(func: Callable[[memoryview], object], ptr: _CData, n: int) -> object:
     """``use_memoryview``: func gets a read-only view of libcurl's buffer,
     released when it returns."""
     view = memoryview(_buffer(ptr, n)).toreadonly()
@@ -177,8 +255,8 @@ def _call_with_view(func, ptr, n):
 
 
 @ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))
-def cm_write_cb(ptr, size, nmemb, userdata):
-    rec = _from_handle(userdata)
+def cm_write_cb(ptr: _CData, size: int, nmemb: int, userdata: _CData) -> int:
+    rec: _EasyOwner = _from_handle(userdata)
     n = size * nmemb
     try:
         if _PYPY:
@@ -196,8 +274,8 @@ def cm_write_cb(ptr, size, nmemb, userdata):
 
 
 @ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))
-def cm_header_cb(ptr, size, nmemb, userdata):
-    rec = _from_handle(userdata)
+def cm_header_cb(ptr: _CData, size: int, nmemb: int, userdata: _CData) -> int:
+    rec: _EasyOwner = _from_handle(userdata)
     n = size * nmemb
     try:
         if _PYPY:
@@ -215,12 +293,12 @@ def cm_header_cb(ptr, size, nmemb, userdata):
 
 
 @_trampoline(READFUNC_ABORT, 3)
-def cm_read_cb(curl, ptr, size, nmemb, _):
+def cm_read_cb(curl: _EasyOwner, ptr: _CData, size: int, nmemb: int, _: _CData) -> int:
     n = size * nmemb
     return _read_result(curl.read_cb(n), ptr, n)
 
 
-def _read_result(data, ptr, n):
+def _read_result(data: object, ptr: _CData, n: int) -> int:
     """A read callback's result copied into libcurl's buffer: its length."""
     if isinstance(data, int):
         if data in (READFUNC_ABORT, READFUNC_PAUSE):
@@ -231,7 +309,7 @@ def _read_result(data, ptr, n):
     elif data is None:
         raise TypeError("read callback must return bytes (b'' at the end), not None")
     try:
-        length = len(data)
+        length = len(data)  # type: ignore[arg-type]  # any sized buffer; the TypeError is the check
     except TypeError:
         raise TypeError("read callback must return bytes, not %s" % type(data).__name__) from None
     if length > n:
@@ -241,7 +319,7 @@ def _read_result(data, ptr, n):
     return length
 
 
-def _progress_result(result, what):
+def _progress_result(result: object, what: str) -> int:
     """As pycurl: None is 0 (go on), an int goes to libcurl as it is (it
     must fit in a C int), anything else by its truth value."""
     if result is None:
@@ -252,22 +330,23 @@ def _progress_result(result, what):
 
 
 @_trampoline(1, 0)
-def cm_xferinfo_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
+def cm_xferinfo_cb(curl: _EasyOwner, _: _CData, dltotal: int, dlnow: int, ultotal: int, ulnow: int) -> int:
     return _progress_result(curl.xferinfo_cb(dltotal, dlnow, ultotal, ulnow), "xferinfo")
 
 
 @_trampoline(1, 0)
-def cm_progress_cb(curl, _, dltotal, dlnow, ultotal, ulnow):
+def cm_progress_cb(curl: _EasyOwner, _: _CData, dltotal: float, dlnow: float, ultotal: float,
+                   ulnow: float) -> int:
     return _progress_result(curl.progress_cb(dltotal, dlnow, ultotal, ulnow), "progress")
 
 
 @_trampoline(0, 4)
-def cm_debug_cb(curl, _h, infotype, data, size, _):
+def cm_debug_cb(curl: _EasyOwner, _h: _CData, infotype: int, data: _CData, size: int, _: _CData) -> int:
     curl.debug_cb(infotype, ffi.unpack(data, size))
     return 0
 
 
-def _int_result(result, what):
+def _int_result(result: object, what: str) -> int:
     if result is None:
         return 0
     if not isinstance(result, int):
@@ -278,7 +357,7 @@ def _int_result(result, what):
 
 
 @_trampoline(2, 0)  # CURL_SEEKFUNC_CANTSEEK, as pycurl when the callback fails
-def cm_seek_cb(curl, _, offset, origin):
+def cm_seek_cb(curl: _EasyOwner, _: _CData, offset: int, origin: int) -> int:
     result = _int_result(curl.seek_cb(offset, origin), "seek")
     if not 0 <= result <= 2:
         raise ValueError("seek callback returned %d, not SEEKFUNC_OK (0), SEEKFUNC_FAIL (1) "
@@ -287,16 +366,16 @@ def cm_seek_cb(curl, _, offset, origin):
 
 
 @_trampoline(2, 2)  # CURLIOE_FAILRESTART
-def cm_ioctl_cb(curl, _h, cmd, _):
+def cm_ioctl_cb(curl: _EasyOwner, _h: _CData, cmd: int, _: _CData) -> int:
     return _int_result(curl.ioctl_cb(cmd), "ioctl")
 
 
 @_trampoline(1, 0)  # CURL_SOCKOPT_ERROR
-def cm_sockopt_cb(curl, _, fd, purpose):
+def cm_sockopt_cb(curl: _EasyOwner, _: _CData, fd: int, purpose: int) -> int:
     return _int_result(curl.sockopt_cb(fd, purpose), "sockopt")
 
 
-def _sockaddr(family, raw):
+def _sockaddr(family: int, raw: bytes) -> Union[Tuple[str, int], Tuple[str, int, int, int], bytes]:
     if family == socket.AF_INET:
         port, = struct.unpack_from("!H", raw, 2)
         return (socket.inet_ntop(family, raw[4:8]), port)
@@ -310,7 +389,7 @@ def _sockaddr(family, raw):
 
 
 @_trampoline(SOCKET_BAD, 0)
-def cm_opensocket_cb(curl, _, purpose, address):
+def cm_opensocket_cb(curl: _EasyOwner, _: _CData, purpose: int, address: _CData) -> int:
     raw = ffi.unpack(ffi.cast("char *", lib.cm_sockaddr_bytes(address)), address.addrlen)
     addr = CurlSockAddr(address.family, address.socktype, address.protocol,
                         _sockaddr(address.family, raw))
@@ -331,7 +410,7 @@ def cm_opensocket_cb(curl, _, purpose, address):
 
 
 @_trampoline(1, 0, halts=False)  # a socket is closed whatever happened
-def cm_closesocket_cb(closer, _, fd):
+def cm_closesocket_cb(closer: _SocketCloser, _: _CData, fd: int) -> int:
     func = closer.closesocket_cb
     if func is None:  # unset since the connection was made: close it as libcurl does
         os.close(fd)
@@ -356,8 +435,8 @@ _POLL_REMOVE = lib.CURL_POLL_REMOVE
 # that ran the callback raises it; the transfers go on, for the caller to
 # remove or close.
 @ffi.def_extern(error=0, onerror=_onerror_for(3))
-def cm_socket_cb(_easy, fd, what, userdata, socketp):
-    rec = _from_handle(userdata)
+def cm_socket_cb(_easy: _CData, fd: int, what: int, userdata: _CData, socketp: _CData) -> int:
+    rec: _MultiOwner = _from_handle(userdata)
     try:
         if _PYPY:
             _signal_point()
@@ -374,8 +453,8 @@ def cm_socket_cb(_easy, fd, what, userdata, socketp):
 
 
 @ffi.def_extern(error=0, onerror=_onerror_for(2))
-def cm_timer_cb(_m, timeout_ms, userdata):
-    rec = _from_handle(userdata)
+def cm_timer_cb(_m: _CData, timeout_ms: int, userdata: _CData) -> int:
+    rec: _MultiOwner = _from_handle(userdata)
     try:
         if _PYPY:
             _signal_point()
@@ -399,8 +478,9 @@ class MultiCallbackAbort(Exception):
 # start, FTP wildcard matching, HSTS.  Each has libcurl's abort value as its
 # error result; their bodies convert as pycurl does (see _cbtypes.py).
 
-def _lib_const(name, default):
-    return getattr(lib, name, default)
+def _lib_const(name: str, default: int) -> int:
+    value: int = getattr(lib, name, default)
+    return value
 
 
 _KHSTAT_REJECT = _lib_const("CURLKHSTAT_REJECT", 3)
@@ -415,7 +495,7 @@ _STS_FAIL = _lib_const("CURLSTS_FAIL", 2)
 _HSTS_FORMAT = "%Y%m%d %H:%M:%S"  # libcurl's expire stamp, in UTC
 
 
-def _strict_int(result, what):
+def _strict_int(result: object, what: str) -> int:
     """A result that must be an int (no None default), as pycurl requires."""
     if not isinstance(result, int):
         raise TypeError("%s callback must return an int, not %s" % (what, type(result).__name__))
@@ -424,7 +504,7 @@ def _strict_int(result, what):
     return result
 
 
-def _khkey(key):
+def _khkey(key: _CData) -> Optional[KhKey]:
     if key == ffi.NULL:
         return None
     if key.key == ffi.NULL:
@@ -437,27 +517,28 @@ def _khkey(key):
 
 
 @_trampoline(_KHSTAT_REJECT, 3)
-def cm_ssh_key_cb(curl, known, found, match, _):
+def cm_ssh_key_cb(curl: _EasyOwner, known: _CData, found: _CData, match: int, _: _CData) -> int:
     return _strict_int(curl.ssh_key_cb(_khkey(known), _khkey(found), match), "ssh key")
 
 
 @_trampoline(_KHMATCH_MISMATCH, 0)
-def cm_ssh_hostkey_cb(curl, _, keytype, key, keylen):
+def cm_ssh_hostkey_cb(curl: _EasyOwner, _: _CData, keytype: int, key: _CData, keylen: int) -> int:
     return _strict_int(curl.ssh_hostkey_cb(keytype, ffi.unpack(key, keylen)), "ssh hostkey")
 
 
-def _c_text(ptr):
+def _c_text(ptr: _CData) -> str:
     return ffi.string(ptr).decode("utf-8", "surrogateescape") if ptr != ffi.NULL else ""
 
 
 @_trampoline(_PREREQFUNC_ABORT, 0)
-def cm_prereq_cb(curl, _, primary_ip, local_ip, primary_port, local_port):
+def cm_prereq_cb(curl: _EasyOwner, _: _CData, primary_ip: _CData, local_ip: _CData, primary_port: int,
+                 local_port: int) -> int:
     result = curl.prereq_cb(_c_text(primary_ip), _c_text(local_ip), primary_port, local_port)
     return _strict_int(result, "prereq")
 
 
 @_trampoline(_TRAILERFUNC_ABORT, 1)
-def cm_trailer_cb(curl, list_p, _):
+def cm_trailer_cb(curl: _EasyOwner, list_p: _CData, _: _CData) -> int:
     result = curl.trailer_cb()
     if result is None:
         return _TRAILERFUNC_OK
@@ -487,17 +568,17 @@ def cm_trailer_cb(curl, list_p, _):
 
 
 @_trampoline(1, 2)
-def cm_resolver_start_cb(curl, _state, _reserved, _):
+def cm_resolver_start_cb(curl: _EasyOwner, _state: _CData, _reserved: _CData, _: _CData) -> int:
     result = curl.resolver_start_cb()
     return 0 if result is None else _strict_int(result, "resolver start")
 
 
 @_trampoline(_FNMATCHFUNC_FAIL, 0)
-def cm_fnmatch_cb(curl, _, pattern, string):
+def cm_fnmatch_cb(curl: _EasyOwner, _: _CData, pattern: _CData, string: _CData) -> int:
     return _strict_int(curl.fnmatch_cb(ffi.string(pattern), ffi.string(string)), "fnmatch")
 
 
-def _hsts_expire(stamp):
+def _hsts_expire(stamp: bytes) -> Optional[_datetime.datetime]:
     """libcurl's stamp as an aware UTC datetime; None when it never expires."""
     if not stamp or stamp == b"unlimited":
         return None
@@ -505,7 +586,7 @@ def _hsts_expire(stamp):
     return when.replace(tzinfo=_datetime.timezone.utc)
 
 
-def _hsts_stamp(expire):
+def _hsts_stamp(expire: object) -> bytes:
     if expire is None:
         return b""  # never expires
     if not isinstance(expire, _datetime.datetime):
@@ -520,7 +601,7 @@ def _hsts_stamp(expire):
 
 
 @_trampoline(_STS_FAIL, 1)
-def cm_hstsread_cb(curl, entry, _):
+def cm_hstsread_cb(curl: _EasyOwner, entry: _CData, _: _CData) -> int:
     result = curl.hstsread_cb()
     if result is None:
         return _STS_DONE
@@ -546,7 +627,7 @@ def cm_hstsread_cb(curl, entry, _):
 
 
 @_trampoline(_STS_FAIL, 3)
-def cm_hstswrite_cb(curl, entry, index, total, _):
+def cm_hstswrite_cb(curl: _EasyOwner, entry: _CData, index: int, total: int, _: _CData) -> int:
     host = ffi.unpack(entry.name, entry.namelen)
     record = HstsEntry(host, _hsts_expire(ffi.string(entry.expire)), bool(entry.include_subdomains))
     result = curl.hstswrite_cb(record, HstsIndex(index, total))
@@ -563,13 +644,13 @@ def cm_hstswrite_cb(curl, entry, index, total, _):
 # user's read/seek/free and their userdata, and stores what they raise on
 # the record of the Curl the mime belongs to.
 @_trampoline(READFUNC_ABORT, 3)
-def cm_mime_read_cb(src, ptr, size, nitems, _):
+def cm_mime_read_cb(src: _MimeSource, ptr: _CData, size: int, nitems: int, _: _CData) -> int:
     n = size * nitems
     return _read_result(src.read(src.userdata, n), ptr, n)
 
 
 @_trampoline(1, 0)  # CURL_SEEKFUNC_FAIL
-def cm_mime_seek_cb(src, _, offset, origin):
+def cm_mime_seek_cb(src: _MimeSource, _: _CData, offset: int, origin: int) -> int:
     if src.seek is None:
         return 2  # CURL_SEEKFUNC_CANTSEEK
     result = src.seek(src.userdata, offset, origin)
@@ -581,12 +662,12 @@ def cm_mime_seek_cb(src, _, offset, origin):
     return result
 
 
-def _free_onerror(exc_type, exc, tb):
+def _free_onerror(exc_type: Type[BaseException], exc: BaseException, tb: Optional[TracebackType]) -> None:
     _unraisable(exc, "the free callback of a CurlMimePart")
 
 
 @ffi.def_extern(onerror=_free_onerror)
-def cm_mime_free_cb(arg):
+def cm_mime_free_cb(arg: _CData) -> None:
     """libcurl let go of a part's content (the mime freed, the content
     replaced, or a copy made by duphandle freed): the last let-go calls the
     user's free(userdata).  Nothing can abort here, so what it raises goes
@@ -597,10 +678,11 @@ def cm_mime_free_cb(arg):
         _unraisable(exc, "the free callback of a CurlMimePart")
 
 
-def _unraisable(exc, what):
+def _unraisable(exc: BaseException, what: str) -> None:
     hook = getattr(sys, "unraisablehook", None)
     if hook is None:  # pragma: no cover - every supported interpreter has it
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return
-    args = collections.namedtuple("UnraisableHookArgs", "exc_type exc_value exc_traceback err_msg object")
-    hook(args(type(exc), exc, exc.__traceback__, "Exception ignored in " + what, None))
+    UnraisableHookArgs = collections.namedtuple("UnraisableHookArgs",
+                                                "exc_type exc_value exc_traceback err_msg object")
+    hook(UnraisableHookArgs(type(exc), exc, exc.__traceback__, "Exception ignored in " + what, None))

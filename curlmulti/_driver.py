@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, Tuple, cast
 if TYPE_CHECKING:
     from ._async import AsyncCurlMulti
     from ._easy import Curl
+    from ._request import _RequestState
 
 UNBOUND = "unbound"
 BOUND = "bound"
@@ -43,11 +44,11 @@ class Port(object):
     __slots__ = ("_acm",)
 
     def __init__(self, acm: "AsyncCurlMulti") -> None:
-        # Any: the driver reaches into the AsyncCurlMulti's private state
-        self._acm: Any = acm
+        self._acm = acm  # the driver: a Port reaches into its private state
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        # A stream or request has started its transfer: the driver is bound.
         return cast(asyncio.AbstractEventLoop, self._acm._loop)
 
     @property
@@ -55,14 +56,14 @@ class Port(object):
         return bool(self._acm._closed)
 
     @property
-    def requests(self) -> Dict[Any, Any]:
+    def requests(self) -> "Dict[Any, _RequestState]":
         """Request object -> its state, for process() (the driver abandons
         them in aclose())."""
-        return cast(Dict[Any, Any], self._acm._requests)
+        return self._acm._requests
 
-    def start(self, curl: "Curl") -> "asyncio.Future[Any]":
+    def start(self, curl: "Curl") -> "asyncio.Future[Curl]":
         """add_handle(curl): the transfer's future."""
-        return cast("asyncio.Future[Any]", self._acm.add_handle(curl))
+        return self._acm.add_handle(curl)
 
     def stop(self, curl: "Curl") -> None:
         """remove_handle(curl) (RuntimeError if not registered)."""
@@ -89,6 +90,6 @@ class Port(object):
         """End a registered transfer now with exc."""
         self._acm._fail_transfer(curl, exc)
 
-    def touched(self, state: Any) -> None:
+    def touched(self, state: "_RequestState") -> None:
         """A request's callbacks ran: poke it after the current batch."""
         self._acm._touched.append(state)

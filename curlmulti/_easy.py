@@ -1,10 +1,12 @@
 """``Curl``: pycurl's easy handle over libcurl's ``CURL *``."""
 
+from __future__ import annotations
+
 import errno
 import functools
 import io
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
 from . import _deprecations
@@ -18,7 +20,8 @@ from ._globals import version as _version
 from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, PERFORMING, Owned, acquire, get_ident
 
 if TYPE_CHECKING:
-    from ._multi import CurlMulti
+    from ._curl import _CData
+    from ._multi import CurlMulti, _MultiRecord
 
 _LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
 _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
@@ -36,10 +39,10 @@ _BUSY = lib.CM_BUSY
 _BUSY_INFO = int(ffi.cast("CURLcode", lib.CM_BUSY))  # what cm_getinfo_code() says for CM_BUSY
 # What a setopt value is, from libcurl's own option table (curl_easy_option_by_id).
 _LONG, _OFF_T, _STRING, _SLIST, _BLOB, _FUNCTION, _OBJECT = range(7)
-_KINDS = {}
+_KINDS: Dict[int, int] = {}
 
 
-def _option_kind(option):
+def _option_kind(option: int) -> int:
     kind = _KINDS.get(option)
     if kind is not None:
         return kind
@@ -67,7 +70,7 @@ def _option_kind(option):
     return kind
 
 
-def _opt(name):
+def _opt(name: str) -> int:
     return CONSTANTS.get(name, -1)
 
 
@@ -144,7 +147,7 @@ _DEFAULT_AGENT = _version.encode("ascii", "replace")
 # _mime.py), which registers option -> (convert, refused while attached).
 # convert(value, record) returns (the pointer for libcurl, what the record
 # keeps while libcurl may use it).
-OBJECT_OPTIONS: Dict[int, Any] = {}
+OBJECT_OPTIONS: Dict[int, Tuple[Callable[[Any, "_EasyRecord"], Tuple[Any, object]], bool]] = {}
 
 # The long options that take libcurl's unsigned bitmasks (CURLAUTH_ANY is
 # ~CURLAUTH_DIGEST_IE as an unsigned long): a value past LONG_MAX that fits
@@ -163,7 +166,7 @@ _INFO_PRIVATE = _opt("PRIVATE") and CONSTANTS.get("INFO_PRIVATE", lib.CM_INFO_ST
 _INFO_SLISTS = {_opt("SSL_ENGINES"), _opt("INFO_COOKIELIST")} - {-1}
 
 
-def _to_bytes(value, option):
+def _to_bytes(value: object, option: int) -> bytes:
     if isinstance(value, bytes):
         data = value
     elif isinstance(value, str):
@@ -173,7 +176,7 @@ def _to_bytes(value, option):
     return data
 
 
-def _blob_view(value, option):
+def _blob_view(value: object, option: int) -> Union[bytes, memoryview]:
     """A blob option's value as bytes-like: str (ASCII), bytes or any
     C-contiguous buffer (memoryview, bytearray, array, ...), as pycurl."""
     if type(value) is bytes:
@@ -183,7 +186,7 @@ def _blob_view(value, option):
     if isinstance(value, (int, float)):  # bool too: never a buffer
         raise TypeError("%s takes str, bytes or a buffer, not %s" % (option_name(option), type(value).__name__))
     try:
-        view = memoryview(value)
+        view = memoryview(value)  # type: ignore[arg-type]  # any buffer; the TypeError is the check
     except TypeError:
         raise TypeError("%s takes str, bytes or a buffer, not %s"
                         % (option_name(option), type(value).__name__)) from None
@@ -192,14 +195,14 @@ def _blob_view(value, option):
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
-def _c_string(value, option):
+def _c_string(value: object, option: int) -> _CData:
     data = _to_bytes(value, option)
     if 0 in data:
         raise ValueError("%s: value contains a NUL byte" % option_name(option))
     return ffi.new("char[]", data)
 
 
-def _c_long(value, option):
+def _c_long(value: object, option: int) -> int:
     if not isinstance(value, int):
         raise TypeError("%s takes an int, not %s" % (option_name(option), type(value).__name__))
     if not _LONG_MIN <= value <= _LONG_MAX:
@@ -218,7 +221,7 @@ class _Form(object):
 
     __slots__ = ("ptr",)
 
-    def __init__(self, h, fields, option):
+    def __init__(self, h: _CData, fields: object, option: int) -> None:
         if not isinstance(fields, (list, tuple)):
             raise TypeError("HTTPPOST takes a list of (name, value) tuples, not %s" % type(fields).__name__)
         ptr = lib.curl_mime_init(h)
@@ -241,14 +244,14 @@ class _Form(object):
                 raise TypeError("unsupported second type in tuple: %s" % type(value).__name__)
 
     @staticmethod
-    def _data(part, value, option):
+    def _data(part: _CData, value: object, option: int) -> None:
         data = _to_bytes(value, option)
         check_easy(lib.curl_mime_data(part, data, len(data)))
 
-    def _options(self, part, pairs, option):
+    def _options(self, part: _CData, pairs: Union[List[Any], Tuple[Any, ...]], option: int) -> None:
         if len(pairs) % 2:
             raise TypeError("HTTPPOST: a FORM_* tuple holds (option, value) pairs")
-        given = {}
+        given: Dict[int, object] = {}
         for i in range(0, len(pairs), 2):
             key, value = pairs[i], pairs[i + 1]
             if key not in _FORM_OPTIONS:
@@ -280,7 +283,7 @@ class _Slist(object):
 
     __slots__ = ("ptr",)
 
-    def __init__(self, items, option):
+    def __init__(self, items: object, option: int) -> None:
         if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
             raise TypeError("%s takes a list or tuple of str/bytes, not %s"
                             % (option_name(option), type(items).__name__))
@@ -298,8 +301,8 @@ class _Slist(object):
         self.ptr = ffi.gc(ptr, lib.curl_slist_free_all) if ptr != ffi.NULL else ffi.NULL
 
 
-def _slist_to_list(ptr, raw):
-    out = []
+def _slist_to_list(ptr: _CData, raw: bool) -> List[Any]:
+    out: List[Any] = []  # bytes with raw, else str
     while ptr != ffi.NULL:
         data = ffi.string(ptr.data)
         out.append(data if raw else data.decode("utf-8", "surrogateescape"))
@@ -320,12 +323,16 @@ class _SocketCloser(object):
 
     __slots__ = ("closesocket_cb", "owner", "ud", "__weakref__")
 
-    def __init__(self, func, rec):
+    closesocket_cb: Optional[Callable[[int], object]]
+    owner: weakref.ref[_EasyRecord]
+    ud: _CData
+
+    def __init__(self, func: Callable[[int], object], rec: _EasyRecord) -> None:
         self.closesocket_cb = func
         self.owner = weakref.ref(rec)  # weakly: the record holds its closers
         self.ud = ffi.new_handle(self)
 
-    def callback_failed(self, exc):
+    def callback_failed(self, exc: BaseException) -> None:
         rec = self.owner()
         if rec is not None:
             rec.callback_failed(exc)
@@ -340,6 +347,14 @@ _easy_lock = lib.cm_easy_lock
 _easy_unlock = lib.cm_easy_unlock
 
 
+class _Lock(Protocol):
+    """A record's lock: its own _EasyLock, or its multi's RLock while attached."""
+
+    def acquire(self) -> object: ...
+
+    def release(self) -> object: ...
+
+
 class _EasyLock(object):
     """The own lock of an easy handle's record: the recursive C mutex of its
     ``struct cm_easy`` (shims.c), so that the fast paths of setopt() and
@@ -349,15 +364,18 @@ class _EasyLock(object):
 
     __slots__ = ("acquire", "release")
 
-    def __init__(self, gate):
+    acquire: Callable[[], object]
+    release: Callable[[], object]
+
+    def __init__(self, gate: _CData) -> None:
         self.acquire = functools.partial(_easy_lock, gate)
         self.release = functools.partial(_easy_unlock, gate)
 
-    def __enter__(self):
+    def __enter__(self) -> _EasyLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 
@@ -379,7 +397,46 @@ class _EasyRecord(object):
                  "retired", "closers", "sink_h", "share", "share_s", "callback_error",
                  "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
 
-    def __init__(self, h):
+    h: Optional[_CData]  # the CURL *, None once freed
+    udp: _CData
+    lock: _Lock
+    own_lock: _EasyLock
+    gate: _CData
+    state: str
+    thread: Optional[int]
+    multi: Optional[_MultiRecord]
+    errbuf: _CData
+    keep: Dict[int, Any]  # option -> _Slist, _Form, _Sink, cdata buffer, another module's object
+    retired: Optional[List[Any]]
+    closers: Tuple[_SocketCloser, ...]
+    sink_h: _CData
+    share: Optional[CurlShare]
+    share_s: Optional[_CData]
+    callback_error: Optional[BaseException]
+    write_view: bool
+    header_view: bool
+    # The callables the trampolines call (None: not set); see _callbacks._EasyOwner.
+    write_cb: Optional[Callable[[Any], object]]
+    header_cb: Optional[Callable[[Any], object]]
+    read_cb: Optional[Callable[[int], object]]
+    xferinfo_cb: Optional[Callable[[int, int, int, int], object]]
+    progress_cb: Optional[Callable[[float, float, float, float], object]]
+    debug_cb: Optional[Callable[[int, bytes], object]]
+    seek_cb: Optional[Callable[[int, int], object]]
+    ioctl_cb: Optional[Callable[[int], object]]
+    sockopt_cb: Optional[Callable[[int, int], object]]
+    opensocket_cb: Optional[Callable[..., object]]
+    closesocket_cb: Optional[Callable[[int], object]]
+    ssh_key_cb: Optional[Callable[..., object]]
+    ssh_hostkey_cb: Optional[Callable[[int, bytes], object]]
+    prereq_cb: Optional[Callable[[str, str, int, int], object]]
+    trailer_cb: Optional[Callable[[], object]]
+    resolver_start_cb: Optional[Callable[[], object]]
+    fnmatch_cb: Optional[Callable[[bytes, bytes], object]]
+    hstsread_cb: Optional[Callable[[], object]]
+    hstswrite_cb: Optional[Callable[..., object]]
+
+    def __init__(self, h: _CData) -> None:
         self.h = None  # set last: if this fails, the caller frees h, not __del__
         self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
         gate = lib.cm_easy_new(h)
@@ -402,18 +459,18 @@ class _EasyRecord(object):
         self.clear_callbacks()
         self.h = h
 
-    def bind(self):
+    def bind(self) -> None:
         check_easy(lib.cm_easy_bind(self.h, self.udp))
         check_easy(lib.cm_easy_setopt_ptr(self.h, lib.CURLOPT_ERRORBUFFER, self.errbuf))
 
-    def clear_callbacks(self):
+    def clear_callbacks(self) -> None:
         for attr in _CALLBACK_SLOTS:
             setattr(self, attr, None)
         for closer in self.closers:
             closer.closesocket_cb = None
         self.write_view = self.header_view = False
 
-    def callback_failed(self, exc):
+    def callback_failed(self, exc: BaseException) -> None:
         """Called by the trampolines: the first exception wins, except that a
         KeyboardInterrupt or SystemExit replaces an ordinary exception (it
         must reach the caller).  Once one is stored, every later callback of
@@ -429,7 +486,7 @@ class _EasyRecord(object):
 
     # -- state checks (under the lock) -----------------------------------------
 
-    def enter(self, method, mutating=True):
+    def enter(self, method: str, mutating: bool = True) -> _CData:
         """The handle, for a method that may run now.  Under ``self.lock``.
         ``mutating``: the method changes what a running transfer reads, so it
         is refused from the transfer's own callbacks too (as in pycurl)."""
@@ -437,7 +494,7 @@ class _EasyRecord(object):
         if state is IDLE:
             return self.h
         if state is ATTACHED:
-            if self.multi.enter(method) and mutating:
+            if self.multi.enter(method) and mutating:  # type: ignore[union-attr]  # ATTACHED: multi is set
                 raise misuse("cannot invoke %s() - perform() is currently running" % method)
             return self.h
         if state is PERFORMING:
@@ -449,7 +506,7 @@ class _EasyRecord(object):
             return self.h
         raise closed_error("Curl object", method)
 
-    def transfer_error(self, code):
+    def transfer_error(self, code: int) -> error:
         """The ``error`` for a finished transfer's CURLcode (the message from
         the error buffer when libcurl left one)."""
         if not code:
@@ -459,7 +516,7 @@ class _EasyRecord(object):
 
     # -- what libcurl points at --------------------------------------------------
 
-    def hold(self, option, obj):
+    def hold(self, option: int, obj: object) -> None:
         """Keep obj (None: nothing) as what libcurl points at for option.  The
         object it replaces is freed now, or, while the handle is attached to a
         CurlMulti (a transfer may be reading it), when it is detached."""
@@ -471,19 +528,19 @@ class _EasyRecord(object):
                 self.retired = []
             self.retired.append(old)
 
-    def forget_sink(self):
+    def forget_sink(self) -> None:
         """A C sink stops reading this handle's Content-Length."""
         sink = self.keep.pop(_WRITEFUNCTION, None)
         if sink is not None:
             lib.cm_sink_detach(sink._sink, self.sink_h)
 
-    def refuse_attached(self, what):
+    def refuse_attached(self, what: str) -> None:
         """For what libcurl cannot take while a transfer may be in flight."""
         if self.state is ATTACHED:
             raise misuse("cannot %s - the Curl object is attached to a CurlMulti "
                          "(remove_handle() it first)" % what)
 
-    def set_callback(self, h, option, func, view=False):
+    def set_callback(self, h: _CData, option: int, func: Callable[..., object], view: bool = False) -> None:
         attr = _CALLBACK_ATTRS.get(option)
         if attr is None:
             raise TypeError("callback option %s is not supported by curlmulti" % option_name(option))
@@ -523,7 +580,7 @@ class _EasyRecord(object):
         check_easy(lib.cm_easy_set_callback(h, option, owner))
         setattr(self, attr, func)
 
-    def use_share(self, h, share, what):
+    def use_share(self, h: _CData, share: Optional[CurlShare], what: str) -> None:
         """CURLOPT_SHARE: stop using the current share, use ``share`` (a
         CurlShare, or None).  Refused while attached to a CurlMulti: libcurl
         picked the connection cache of a transfer there when it was added."""
@@ -544,7 +601,7 @@ class _EasyRecord(object):
         if old is not None:
             old._rec.leave(self)
 
-    def leave_share(self, share_rec):
+    def leave_share(self, share_rec: object) -> None:
         """CurlShare.close(): detach from it unless a transfer may be using it
         (then the handle keeps libcurl's share until it is detached or closed)."""
         lock = acquire(self)
@@ -554,7 +611,7 @@ class _EasyRecord(object):
         finally:
             lock.release()
 
-    def drop_share(self):
+    def drop_share(self) -> None:
         """After curl_easy_cleanup: the handle no longer uses its share."""
         share, s = self.share, self.share_s
         self.share = self.share_s = None
@@ -564,7 +621,7 @@ class _EasyRecord(object):
 
     # -- freeing -------------------------------------------------------------
 
-    def take_handle(self):
+    def take_handle(self) -> Optional[_CData]:
         """Under the lock: the state becomes CLOSED and the caller owns the
         CURL * (None if it was freed already)."""
         h, self.h = self.h, None
@@ -574,7 +631,7 @@ class _EasyRecord(object):
         self.lock = self.own_lock
         return h
 
-    def free(self, h, quiet=False):
+    def free(self, h: _CData, quiet: bool = False) -> None:
         """curl_easy_cleanup(h) and let go of everything libcurl pointed at.
         ``quiet``: the Curl is gone, so the trampolines' userdata is no longer
         valid: remove them first (the CLOSESOCKETFUNCTION stays: its owner is
@@ -584,7 +641,7 @@ class _EasyRecord(object):
         lib.curl_easy_cleanup(h)
         self.release()
 
-    def release(self):
+    def release(self) -> None:
         if self.share_s is not None:
             self.drop_share()
         self.forget_sink()
@@ -593,7 +650,7 @@ class _EasyRecord(object):
         self.closers = ()  # a CurlMulti or CurlShare may still need them: they hold their own
         self.clear_callbacks()
 
-    def __del__(self):
+    def __del__(self) -> None:
         # The last reference is gone (the Curl was dropped unclosed): never
         # attached nor performing then, as both hold the Curl.
         h = self.h
@@ -617,7 +674,10 @@ class Curl(Owned):
     ``error``, as pycurl does.  The state lives in ``self._rec`` (see
     ``_owner.py``); dropping the last reference frees the handle at once."""
 
-    _ud = None  # the ffi.new_handle libcurl's callback data points at
+    _ud: Optional[_CData] = None  # the ffi.new_handle libcurl's callback data points at
+    # The owner record.  None (Owned's default) only in an object whose
+    # __init__ never ran: the methods check for that before using it.
+    _rec: _EasyRecord
 
     def __init__(self) -> None:
         if self._rec is not None:
@@ -628,7 +688,7 @@ class Curl(Owned):
         self._adopt(h)
         check_easy(_setopt_str(h, _USERAGENT, _DEFAULT_AGENT))
 
-    def _adopt(self, h):
+    def _adopt(self, h: _CData) -> None:
         rec = None
         try:
             rec = _EasyRecord(h)
@@ -740,7 +800,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def _setopt(self, rec, h, option, value, use_memoryview):
+    def _setopt(self, rec: _EasyRecord, h: _CData, option: int, value: Any, use_memoryview: bool) -> None:
         if use_memoryview and option not in _VIEW_ATTRS:
             raise TypeError("use_memoryview is only for WRITEFUNCTION and HEADERFUNCTION")
         kind = _KINDS.get(option) if type(option) is int else None
@@ -841,7 +901,7 @@ class Curl(Owned):
         finally:
             lock.release()
 
-    def _unsetopt(self, rec, h, option):
+    def _unsetopt(self, rec: _EasyRecord, h: _CData, option: int) -> None:
         kind = _option_kind(option)
         if kind == _FUNCTION:
             attr = _CALLBACK_ATTRS.get(option)
@@ -1004,7 +1064,8 @@ class Curl(Owned):
             lock = rec.lock
             lock.acquire()
             if rec.lock is not lock or (rec.state is not IDLE and (
-                    rec.state is not ATTACHED or rec.multi.thread is not None)):
+                    rec.state is not ATTACHED
+                    or rec.multi.thread is not None)):  # type: ignore[union-attr]  # ATTACHED: multi is set
                 lock.release()
                 lock, h = self._enter("getinfo", mutating=False)
             else:
@@ -1018,7 +1079,7 @@ class Curl(Owned):
             return value
         return self._getinfo(info, False, "getinfo")
 
-    def _getinfo(self, info, raw, method):
+    def _getinfo(self, info: int, raw: bool, method: str) -> Any:
         if not isinstance(info, int):
             raise TypeError("info must be an int, not %s" % type(info).__name__)
         if info in _DEPRECATED_GETINFO:
@@ -1078,7 +1139,8 @@ class Curl(Owned):
             self._check_io(lib.curl_easy_recv(h, view, nbytes or len(view), n))
         finally:
             lock.release()
-        return n[0]
+        count: int = n[0]
+        return count
 
     def send(self, data: Any) -> int:
         """``curl_easy_send`` on a CONNECT_ONLY connection: returns how many
@@ -1092,7 +1154,8 @@ class Curl(Owned):
             self._check_io(lib.curl_easy_send(h, view, len(view), n))
         finally:
             lock.release()
-        return n[0]
+        count: int = n[0]
+        return count
 
     def _check_io(self, code: int) -> None:
         if code == _E_AGAIN:
@@ -1216,7 +1279,8 @@ class Curl(Owned):
                 if state is PERFORMING:
                     rec.enter("close")  # raises
                 if state is ATTACHED:
-                    if rec.multi.detach(rec, self, True, "close"):  # may defer the cleanup itself
+                    # detach() may defer the cleanup itself; ATTACHED: multi is set
+                    if rec.multi.detach(rec, self, True, "close"):  # type: ignore[union-attr]
                         return
                     continue  # detached by another thread meanwhile: close it as it is now
                 h = rec.take_handle()
@@ -1225,11 +1289,11 @@ class Curl(Owned):
             rec.free(h)
             return
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<curlmulti.Curl %s>" % ("closed" if self.closed else "at 0x%x" % id(self))
 
 
-def _read_info(h, info, raw):
+def _read_info(h: _CData, info: int, raw: bool) -> Any:
     kind = info & _INFO_TYPEMASK
     if kind == lib.CM_INFO_LONG:
         out = ffi.new("long *")

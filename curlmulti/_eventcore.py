@@ -22,13 +22,21 @@ Linux only (``AVAILABLE``); elsewhere ``install`` raises and the asyncio
 driver keeps its Python path.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any, Dict, List, Tuple, cast
+import weakref
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import _callbacks
 from ._curl import ffi, lib
 from ._errors import error, misuse
 from ._owner import CLOSING
+
+if TYPE_CHECKING:
+    from ._async import AsyncCurlMulti
+    from ._easy import Curl
+    from ._multi import _MultiRecord
 
 AVAILABLE = bool(lib.CM_EVCORE)
 RUN_SOCKETS = lib.CM_RUN_SOCKETS
@@ -45,6 +53,10 @@ class EventCore(object):
     run fills (allocated once)."""
 
     __slots__ = ("c", "owners", "codes", "removed", "out", "pending", "fd", "owner")
+
+    fd: int  # the epoll descriptor the owner of the loop waits on
+    owner: Optional[weakref.ref[AsyncCurlMulti]]
+    pending: Optional[Tuple[List[Curl], List[Tuple[Curl, int, str]]]]
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -73,12 +85,12 @@ class EventCore(object):
             ffi.release(c)
 
 
-def install(rec: Any) -> EventCore:
+def install(rec: _MultiRecord) -> EventCore:
     """Give the multi of ``rec`` the native core (idempotent); returns it.
     Refused while M_SOCKETFUNCTION or M_TIMERFUNCTION is set."""
     core = rec.core
     if core is not None:
-        return cast(EventCore, core)
+        return core
     if not AVAILABLE:
         raise NotImplementedError("the native event core needs epoll (Linux)")
     lock = rec.lock
@@ -88,7 +100,7 @@ def install(rec: Any) -> EventCore:
             rec.enter("event_fileno")
         h = rec.open_handle("event_fileno")
         if rec.core is not None:
-            return cast(EventCore, rec.core)
+            return rec.core
         if rec.handles:
             # libcurl announces a socket or a timer only when it changes:
             # those of transfers already attached would never reach the core.
@@ -105,7 +117,7 @@ def install(rec: Any) -> EventCore:
         lock.release()
 
 
-def timeout_ms(rec: Any) -> int:
+def timeout_ms(rec: _MultiRecord) -> int:
     """Milliseconds until libcurl's deadline, 0 if it has passed, -1 if none."""
     core = rec.core
     if core is None or core.c is None:
@@ -113,7 +125,7 @@ def timeout_ms(rec: Any) -> int:
     return int(lib.cm_evcore_timeout(core.c))
 
 
-def run(rec: Any, flags: int) -> Tuple[int, List[Any], List[Tuple[Any, int, str]], bool, bool]:
+def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]], bool, bool]:
     """One wake-up: ``(running, ok, failed, foreign, more)``.  ``running``
     is libcurl's count after the last action (-1 if none ran); ``ok`` the
     Curls that succeeded, ``failed`` ``(curl, code, message)`` for the
@@ -132,8 +144,8 @@ def run(rec: Any, flags: int) -> Tuple[int, List[Any], List[Tuple[Any, int, str]
     owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
     n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
     try:  # the lock is held
-        ok: List[Any] = []
-        failed: List[Tuple[Any, int, str]] = []
+        ok: List[Curl] = []
+        failed: List[Tuple[Curl, int, str]] = []
         if n:
             handles = rec.handles
             for i in range(n):
@@ -161,7 +173,7 @@ def run(rec: Any, flags: int) -> Tuple[int, List[Any], List[Tuple[Any, int, str]
         rec.lock.release()
 
 
-def watched(rec: Any) -> Dict[int, int]:
+def watched(rec: _MultiRecord) -> Dict[int, int]:
     """{fd: POLL_IN/POLL_OUT mask} of the sockets in the epoll set."""
     core = rec.core
     if core is None or core.c is None:

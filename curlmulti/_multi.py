@@ -48,14 +48,16 @@ that transfer only: ``info_read()`` reports it, with the exception on
 ``curl.callback_error``; KeyboardInterrupt and SystemExit are also raised
 from the multi call."""
 
+from __future__ import annotations
+
 import threading
 import weakref
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import _callbacks, _deprecations, _eventcore
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
-from ._easy import Curl
+from ._easy import Curl, _EasyRecord, _SocketCloser
 from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
                       raise_from_callback)
 from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned, get_ident
@@ -89,6 +91,12 @@ _get_ident = get_ident
 _CLOSED = "CurlMulti object"
 _WAITS = ("select", "poll", "wait")
 
+if TYPE_CHECKING:
+    from ._curl import _CData
+
+# What info_read() and run_ready() give: (running or queued, ok, failed).
+_Done = Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]
+
 
 class _MultiRecord(object):
     """The owner record of one ``CURLM *`` (see the module docstring)."""
@@ -98,7 +106,34 @@ class _MultiRecord(object):
                  "callback_exc", "running", "long", "drain", "fdbuf", "keep", "adding",
                  "add_refused", "close_handles", "public", "core", "__weakref__")
 
-    def __init__(self, h, public, close_handles):
+    h: Optional[_CData]  # the CURLM *, None once cleaned up
+    ud: Optional[_CData]
+    lock: threading.RLock
+    cond: threading.Condition
+    state: str
+    thread: Optional[int]
+    activity: Optional[str]
+    depth: int
+    waiters: int
+    handles: Dict[_EasyRecord, Curl]
+    deferred: List[List[Any]]  # [erec, curl, closing]: a list, as closing can be raised later
+    assigned: Dict[int, _CData]
+    closers: Set[_SocketCloser]
+    socket_cb: Optional[Callable[[int, int, CurlMulti, Any], object]]
+    timer_cb: Optional[Callable[[int], object]]
+    callback_exc: Optional[BaseException]
+    running: _CData
+    long: _CData
+    drain: Optional[Tuple[_CData, _CData, _CData]]
+    fdbuf: Optional[_CData]
+    keep: Optional[Dict[int, Tuple[List[_CData], _CData]]]
+    adding: bool
+    add_refused: bool
+    close_handles: bool
+    public: weakref.ref[CurlMulti]
+    core: Optional[_eventcore.EventCore]
+
+    def __init__(self, h: _CData, public: CurlMulti, close_handles: bool) -> None:
         self.h = h
         self.ud = ffi.new_handle(self)  # a cycle through the record only; broken by teardown
         self.lock = threading.RLock()
@@ -122,7 +157,7 @@ class _MultiRecord(object):
         self.public = weakref.ref(public)
         self.core = None        # the native event core, once installed (_eventcore.py)
 
-    def callback_failed(self, exc):
+    def callback_failed(self, exc: BaseException) -> None:
         """Called by the trampolines (and by an attached Curl's record for
         KeyboardInterrupt/SystemExit): the first exception wins."""
         if self.callback_exc is None:
@@ -130,7 +165,7 @@ class _MultiRecord(object):
 
     # -- state (under self.lock) -------------------------------------------------
 
-    def enter(self, method):
+    def enter(self, method: str) -> bool:
         """Check that ``method`` may run now: True if it is called from
         inside one of this multi's libcurl calls (a callback), False if the
         multi is idle.  A call from another thread while one runs is
@@ -153,25 +188,25 @@ class _MultiRecord(object):
                 if not self.waiters:
                     self.cond.notify_all()  # a long call held back for us may go
 
-    def open_handle(self, method):
+    def open_handle(self, method: str) -> _CData:
         if self.state is not OPEN:
             raise closed_error(_CLOSED, method)
         return self.h
 
-    def begin(self, activity):
+    def begin(self, activity: str) -> None:
         if not self.depth:
             self.thread = get_ident()
             self.activity = activity
         self.depth += 1
 
-    def end(self):
+    def end(self) -> None:
         self.depth -= 1
         if not self.depth:
             self.thread = self.activity = None
             if self.waiters:
                 self.cond.notify_all()
 
-    def call_locked(self, func, *args):
+    def call_locked(self, func: Callable[..., int], *args: Any) -> int:
         """func(*args) as one of this multi's calls, under the lock (callbacks
         it runs defer what they detach); deferred work done after."""
         self.begin("pause")
@@ -183,7 +218,7 @@ class _MultiRecord(object):
             self.settle(0)
         return code
 
-    def long_call(self, activity, func, *args):
+    def long_call(self, activity: str, func: Callable[..., int], *args: Any) -> int:
         """Run a libcurl call that may take long or run many callbacks: the
         multi is marked busy with this thread, and the lock is released
         meanwhile (unless an outer call of this thread holds it: then other
@@ -225,7 +260,7 @@ class _MultiRecord(object):
             self.end()
         return code
 
-    def settle(self, code, recount=None):
+    def settle(self, code: int, recount: Optional[Callable[[_CData], int]] = None) -> None:
         """Under the lock, after a libcurl call of this multi returned: once
         the outermost call is done, carry out the deferred detaches, then
         raise what a callback stored or what libcurl returned.
@@ -259,7 +294,7 @@ class _MultiRecord(object):
 
     # -- attaching and detaching (under self.lock) ---------------------------------
 
-    def attach(self, erec, curl):
+    def attach(self, erec: _EasyRecord, curl: Curl) -> None:
         """Make erec ATTACHED to this multi (under both locks: an operation
         under its own lock in another thread finishes first)."""
         own = erec.own_lock
@@ -283,7 +318,7 @@ class _MultiRecord(object):
             own.release()
         self.handles[erec] = curl
 
-    def unlink(self, erec):
+    def unlink(self, erec: _EasyRecord) -> None:
         """erec is no longer attached (after curl_multi_remove_handle)."""
         self.handles.pop(erec, None)
         if erec.multi is self:
@@ -302,7 +337,7 @@ class _MultiRecord(object):
         if closers:
             self.closers.update(closers)
 
-    def detach(self, erec, curl, closing, method):
+    def detach(self, erec: _EasyRecord, curl: Curl, closing: bool, method: str) -> bool:
         """Remove erec from libcurl and from handles; with closing, free it
         too.  Deferred while one of this multi's calls is running.  False if
         erec was detached by another thread while this one waited."""
@@ -340,7 +375,7 @@ class _MultiRecord(object):
             self.settle(code)
         return True
 
-    def run_deferred(self):
+    def run_deferred(self) -> None:
         """Carry out the queued detaches; callbacks they run store their
         exceptions, which the caller raises."""
         deferred = self.deferred
@@ -360,7 +395,7 @@ class _MultiRecord(object):
 
     # -- the end ---------------------------------------------------------------
 
-    def teardown(self):
+    def teardown(self) -> List[Curl]:
         """Under the lock: remove every handle, free the multi; returns the
         Curls to close (with close_handles)."""
         h, self.h = self.h, None
@@ -392,15 +427,15 @@ class _MultiRecord(object):
         return [curl for _, curl in handles] if self.close_handles else []
 
 
-def _perform_again(rec):
+def _perform_again(rec: _MultiRecord) -> Callable[[_CData], int]:
     return lambda h: _multi_perform(h, rec.running)
 
 
-def _timeout_again(rec):
+def _timeout_again(rec: _MultiRecord) -> Callable[[_CData], int]:
     return lambda h: _socket_action(h, _SOCKET_TIMEOUT, 0, rec.running)
 
 
-def _close(rec, refuse_in_callback):
+def _close(rec: _MultiRecord, refuse_in_callback: bool) -> None:
     """CurlMulti.close(), or its finalizer (the CurlMulti dropped unclosed)."""
     lock = rec.lock
     lock.acquire()
@@ -425,6 +460,8 @@ class CurlMulti(Owned):
     is refused with ``error``; one made during ``select()``/``poll()`` wakes
     the wait and runs when it has returned."""
 
+    _rec: _MultiRecord  # None (Owned's default) only while __init__ has not run
+
     def __init__(self, *, close_handles: bool = False) -> None:
         if self._rec is not None:
             return  # already set up (or closed): as in pycurl, a second __init__ does nothing
@@ -433,7 +470,7 @@ class CurlMulti(Owned):
             raise error(lib.CURLM_OUT_OF_MEMORY, "curl_multi_init() failed")
         self._rec = _MultiRecord(h, self, bool(close_handles))
 
-    def __del__(self):
+    def __del__(self) -> None:
         # Dropped unclosed.  Not weakref.finalize: its registry would hold the
         # record, and through the attached handles' callbacks the record can
         # refer to this very object, which would then never be collected.
@@ -452,7 +489,7 @@ class CurlMulti(Owned):
             raise TypeError("'in <CurlMulti>' requires a Curl, not %s" % type(curl).__name__)
         return curl._rec in self._rec.handles
 
-    def _locked(self, method):
+    def _locked(self, method: str) -> Tuple[threading.RLock, _CData]:
         """Acquire the lock and check: (lock, CURLM *).  The caller releases."""
         rec = self._rec
         lock = rec.lock
@@ -723,7 +760,8 @@ class CurlMulti(Owned):
         try:
             out = rec.long
             check_multi(lib.curl_multi_timeout(h, out))
-            return out[0]
+            ms: int = out[0]
+            return ms
         finally:
             lock.release()
 
@@ -762,7 +800,7 @@ class CurlMulti(Owned):
         it early."""
         ms = _milliseconds(timeout)
         rec = self._rec
-        n = rec.long_call("select", _select, ms)
+        n: int = rec.long_call("select", _select, ms)
         rec.lock.release()
         if n < 0:
             check_multi(-n)
@@ -777,7 +815,7 @@ class CurlMulti(Owned):
         can be woken early by wakeup()."""
         return self._poll("poll", lib.curl_multi_poll, timeout_ms)
 
-    def _poll(self, method, func, timeout_ms):
+    def _poll(self, method: str, func: Callable[..., int], timeout_ms: int) -> int:
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
             raise TypeError("timeout must be an int number of milliseconds")
         if timeout_ms < 0:
@@ -787,7 +825,8 @@ class CurlMulti(Owned):
         code = rec.long_call(method, func, _NULL, 0, min(timeout_ms, _INT_MAX), out)
         rec.lock.release()
         check_multi(code)
-        return out[0]
+        count: int = out[0]
+        return count
 
     def wakeup(self) -> None:
         """``curl_multi_wakeup``: end a poll() early; safe from any thread."""
@@ -815,7 +854,7 @@ class CurlMulti(Owned):
         timer, wait for event_fileno() only)."""
         return _eventcore.timeout_ms(self._rec)
 
-    def run_ready(self) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]:
+    def run_ready(self) -> _Done:
         """One call per wake-up of a custom loop: serve every ready socket
         and the expired timer, then return ``(running, ok_list, err_list)``
         of the transfers that finished, as info_read() does, except that
@@ -870,7 +909,7 @@ class CurlMulti(Owned):
         finally:
             lock.release()
 
-    def _setopt(self, rec, h, option, value):
+    def _setopt(self, rec: _MultiRecord, h: _CData, option: int, value: Any) -> None:
         if not isinstance(option, int):
             raise TypeError("option must be an int, not %s" % type(option).__name__)
         if option in _RESERVED:
@@ -934,20 +973,20 @@ class CurlMulti(Owned):
         callbacks, or while another thread runs perform() on it."""
         _close(self._rec, True)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         rec = self._rec
         if rec.state is not OPEN:
             return "<curlmulti.CurlMulti closed>"
         return "<curlmulti.CurlMulti with %d handles>" % len(rec.handles)
 
 
-def _socket(sockfd):
+def _socket(sockfd: int) -> int:
     if not -1 <= sockfd <= _INT_MAX:
         raise ValueError("socket %d is out of range" % sockfd)
     return sockfd
 
 
-def _milliseconds(timeout):
+def _milliseconds(timeout: float) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError("timeout must be a number of seconds")
     if timeout != timeout or timeout < 0:

@@ -34,8 +34,11 @@ How it runs on the driver (pure Python, no ``lib``/``ffi``):
   the other requests of the batch are still asked.
 """
 
+from __future__ import annotations
+
+import asyncio
 import collections
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from ._constants import CONSTANTS
 from ._driver import Port
@@ -43,6 +46,9 @@ from ._easy import Curl
 from ._errors import error
 from ._sinks import _Sink
 from ._stream import HeadParser, ResponseHead
+
+if TYPE_CHECKING:
+    from ._async import AsyncCurlMulti
 
 _PAUSE_ALL = CONSTANTS["PAUSE_ALL"]
 _PAUSE_CONT = CONSTANTS["PAUSE_CONT"]
@@ -60,13 +66,25 @@ _FILE_OPTIONS = {
 }
 
 
+class _Request(Protocol):
+    """A request object, as the driver uses it (see the module docstring)."""
+
+    def configure_handle(self, handle: ConfigHandle) -> object: ...
+
+    def has_update(self) -> object: ...
+
+    def get_update(self) -> Any: ...
+
+    def completed(self, info: InfoHandle) -> Any: ...
+
+
 class ConfigHandle(object):
     """What ``configure_handle()`` receives: the option-setting part of the
     request's ``Curl``."""
 
     __slots__ = ("_curl", "_state")
 
-    def __init__(self, curl: Curl, state: Any) -> None:
+    def __init__(self, curl: Curl, state: _RequestState) -> None:
         self._curl = curl
         self._state = state
 
@@ -97,7 +115,7 @@ class InfoHandle(object):
     def __init__(self, curl: Optional[Curl]) -> None:
         self._curl = curl
 
-    def _handle(self):
+    def _handle(self) -> Curl:
         curl = self._curl
         if curl is None:
             raise RuntimeError("the InfoHandle is only valid during completed()")
@@ -110,7 +128,7 @@ class InfoHandle(object):
         return self._handle().getinfo_raw(info)
 
 
-def _request_error(exc, method):
+def _request_error(exc: BaseException, method: str) -> BaseException:
     """What a transfer fails with when a request method the driver called
     raised exc."""
     if not isinstance(exc, Exception):
@@ -125,28 +143,28 @@ class _RequestState(object):
 
     __slots__ = ("port", "request", "curl", "future", "waiter", "touched", "paused")
 
-    def __init__(self, multi, request):
+    def __init__(self, multi: AsyncCurlMulti, request: _Request) -> None:
         self.port = Port(multi)
         self.request = request
         self.curl = Curl()
-        self.future = None
-        self.waiter = None    # the process() call waiting for an update or the end
+        self.future: Optional[asyncio.Future[Curl]] = None  # set by process() once started
+        self.waiter: Optional[asyncio.Future[None]] = None  # the process() call waiting for an update or the end
         self.touched = False  # queued with the driver (Port.touched)
         self.paused = False   # paused by us because nobody was waiting
 
-    def wrap(self, func):
+    def wrap(self, func: Callable[..., object]) -> Callable[..., object]:
         state = self
 
-        def observed(*args):
+        def observed(*args: Any) -> object:
             if not state.touched:
                 state.touched = True
                 state.port.touched(state)
             return func(*args)
 
-        observed.__wrapped__ = func
+        observed.__wrapped__ = func  # type: ignore[attr-defined]  # a function attribute, as functools.wraps sets
         return observed
 
-    def _poke(self):
+    def _poke(self) -> None:
         """Called by the driver after callbacks of this request ran."""
         self.touched = False
         fut = self.future
@@ -173,24 +191,25 @@ class _RequestState(object):
             except Exception as exc:
                 self.port.fail(self.curl, exc)
 
-    def _on_done(self, fut):
+    def _on_done(self, fut: asyncio.Future[Curl]) -> None:
         w = self.waiter
         if w is not None:
             self.waiter = None
             if not w.done():
                 w.set_result(None)
 
-    def resume(self):
+    def resume(self) -> None:
         self.paused = False
-        if self.future.done():
+        if self.future.done():  # type: ignore[union-attr]  # paused: started
             return
         self.port.resume(self.curl, _PAUSE_CONT)
 
-    def finish(self):
+    def finish(self) -> Any:
         """The transfer ended and no update is left: the final result."""
         curl = self.curl
         try:
-            exc = self.future.exception()  # CancelledError if it was cancelled
+            # CancelledError if it was cancelled; finished: it was started
+            exc = self.future.exception()  # type: ignore[union-attr]
             if exc is not None:
                 raise exc
             info = InfoHandle(curl)
@@ -201,7 +220,7 @@ class _RequestState(object):
         finally:
             curl.close()
 
-    def _abandon(self):
+    def _abandon(self) -> None:
         fut = self.future
         if fut is not None and not fut.done():
             try:
@@ -217,11 +236,11 @@ class _RequestState(object):
         self.curl.close()
 
 
-async def process(multi, request):
+async def process(multi: AsyncCurlMulti, request: Any) -> Any:
     """AsyncCurlMulti.process(): see the module docstring."""
     port = Port(multi)
     requests = port.requests
-    state = requests.get(request)
+    state: Optional[_RequestState] = requests.get(request)
     if state is None:
         if port.closed:
             raise RuntimeError("AsyncCurlMulti is closed")
@@ -244,7 +263,7 @@ async def process(multi, request):
                 update = request.get_update()
                 if update is not None:
                     return update
-            if state.future.done():
+            if state.future.done():  # type: ignore[union-attr]  # started above or by an earlier call
                 break
             w = state.waiter = port.loop.create_future()
             try:
@@ -276,7 +295,7 @@ class HTTPResult(object):
         self.body_size = body_size
         self.total_time = total_time
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<HTTPResult %s %s, %d body bytes>" % (self.status, self.url, self.body_size)
 
 
@@ -306,9 +325,9 @@ class HTTPRequest(object):
         self.body = body
         self.options = options
         self._parser = HeadParser()
-        self._head = None
+        self._head: Optional[ResponseHead] = None
         self._head_pending = False
-        self._chunks = collections.deque()
+        self._chunks: Deque[bytes] = collections.deque()
         self._body_size = 0
 
     def configure_handle(self, handle: ConfigHandle) -> None:
@@ -333,14 +352,14 @@ class HTTPRequest(object):
         handle.setopt(CONSTANTS["HEADERFUNCTION"], self._on_header)
         handle.setopt(CONSTANTS["WRITEFUNCTION"], self._on_body)
 
-    def _on_header(self, line):
+    def _on_header(self, line: bytes) -> None:
         if self._head is None:
             head = self._parser.feed(line)
             if head is not None:
                 self._head = head
                 self._head_pending = True
 
-    def _on_body(self, data):
+    def _on_body(self, data: bytes) -> None:
         if self._head is None:
             self._head = self._parser.settle()
             self._head_pending = True

@@ -23,12 +23,21 @@ Back-pressure follows libcurl's pause protocol:
   ``error`` whose ``__cause__`` is that exception.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Iterable, List, Optional, Tuple, Union
 
 from ._constants import CONSTANTS
 from ._driver import Port
+
+if TYPE_CHECKING:
+    from ._async import AsyncCurlMulti
+    from ._easy import Curl
+
+# What an upload's source may yield: bytes-like, or str (sent as UTF-8).
+_Chunk = Union[bytes, bytearray, memoryview, str]
 
 _WRITEFUNC_PAUSE = CONSTANTS["WRITEFUNC_PAUSE"]
 _READFUNC_PAUSE = CONSTANTS["READFUNC_PAUSE"]
@@ -75,13 +84,14 @@ class ResponseHead(object):
         name = name.lower()
         return [value for key, value in self.headers if key.lower() == name]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<ResponseHead %s %s, %d headers>" % (self.status, self.reason, len(self.headers))
 
 
-def parse_head(lines):
+def parse_head(lines: List[bytes]) -> ResponseHead:
     """A ResponseHead from one block of raw header lines (bytes)."""
-    status, reason, version = None, "", ""
+    status: Optional[int] = None
+    reason, version = "", ""
     start = 0
     if lines:
         first = lines[0].decode("latin-1").rstrip("\r\n")
@@ -119,11 +129,11 @@ class HeadParser(object):
 
     __slots__ = ("lines", "candidate")
 
-    def __init__(self):
-        self.lines = []
-        self.candidate = None
+    def __init__(self) -> None:
+        self.lines: List[bytes] = []
+        self.candidate: Optional[ResponseHead] = None
 
-    def feed(self, line):
+    def feed(self, line: bytes) -> Optional[ResponseHead]:
         if line != b"\r\n" and line != b"\n":
             self.lines.append(line)
             return None
@@ -139,7 +149,7 @@ class HeadParser(object):
             return None
         return head
 
-    def settle(self):
+    def settle(self) -> ResponseHead:
         if self.lines:  # a block without its blank line (non-HTTP protocols)
             head = parse_head(self.lines)
             self.lines = []
@@ -148,7 +158,7 @@ class HeadParser(object):
         return self.candidate if self.candidate is not None else ResponseHead()
 
 
-def _as_view(chunk):
+def _as_view(chunk: _Chunk) -> memoryview:
     if isinstance(chunk, str):
         chunk = chunk.encode("utf-8")
     view = memoryview(chunk)
@@ -174,7 +184,7 @@ class Stream(object):
     ``pauses`` counts how often a lagging consumer paused the transfer, and
     ``send_pauses`` how often the upload waited for its source."""
 
-    def __init__(self, multi: Any, curl: Any, max_buffer: int = 1 << 20, upload: Any = None) -> None:
+    def __init__(self, multi: AsyncCurlMulti, curl: Curl, max_buffer: int = 1 << 20, upload: Any = None) -> None:
         if not isinstance(max_buffer, int) or max_buffer < 1:
             raise ValueError("max_buffer must be a positive int")
         if upload is not None:
@@ -185,16 +195,16 @@ class Stream(object):
         self._port = port = Port(multi)
         self._limit = max_buffer
         self._low = max_buffer // 2
-        self._chunks = collections.deque()
+        self._chunks: Deque[bytes] = collections.deque()
         self._size = 0
         self._recv_paused = False
         self._send_paused = False
-        self._waiter = None        # the consumer, waiting for body data or the end
-        self._head = None
-        self._head_waiter = None
+        self._waiter: Optional[asyncio.Future[None]] = None  # the consumer, waiting for body data or the end
+        self._head: Optional[ResponseHead] = None
+        self._head_waiter: Optional[asyncio.Future[None]] = None
         self._parser = HeadParser()
         self._ended = False
-        self._upload = None
+        self._upload: Optional[_Upload] = None
         # Added first, so that a refused add (already registered, attached
         # elsewhere, no running loop, closed) leaves the handle and whatever
         # transfer it runs untouched.  libcurl calls none of the handle's
@@ -217,13 +227,13 @@ class Stream(object):
 
     # -- libcurl callbacks (inside socket_action or pause) ----------------------
 
-    def _on_header(self, line):
+    def _on_header(self, line: bytes) -> None:
         if self._head is None:
             head = self._parser.feed(line)
             if head is not None:
                 self._set_head(head)
 
-    def _on_write(self, data):
+    def _on_write(self, data: bytes) -> Optional[int]:
         if self._size >= self._limit:
             self._recv_paused = True
             self.pauses += 1
@@ -239,7 +249,7 @@ class Stream(object):
                 w.set_result(None)
         return None
 
-    def _set_head(self, head):
+    def _set_head(self, head: ResponseHead) -> None:
         self._head = head
         w = self._head_waiter
         if w is not None:
@@ -247,7 +257,7 @@ class Stream(object):
             if not w.done():
                 w.set_result(None)
 
-    def _on_done(self, fut):
+    def _on_done(self, fut: asyncio.Future[Curl]) -> None:
         if self._upload is not None:
             self._upload.stop()
         self._finish()
@@ -257,7 +267,7 @@ class Stream(object):
             if not w.done():
                 w.set_result(None)
 
-    def _finish(self):
+    def _finish(self) -> None:
         """The transfer is over: settle the head (or fail it)."""
         if self._ended:
             return
@@ -287,7 +297,7 @@ class Stream(object):
                 break
             w = self._head_waiter = self._loop.create_future()
             await w
-        return self._head
+        return self._head  # type: ignore[return-value]  # set, or _raise_failure() raised
 
     @property
     def status(self) -> Optional[int]:
@@ -320,17 +330,17 @@ class Stream(object):
 
     async def read(self) -> bytes:
         """The rest of the body as bytes (unbounded: it is all kept)."""
-        parts = []
+        parts: List[bytes] = []
         async for chunk in self:
             parts.append(chunk)
         return b"".join(parts)
 
-    def _raise_failure(self):
+    def _raise_failure(self) -> None:
         exc = self.future.exception()  # CancelledError if the transfer was cancelled
         if exc is not None:
             raise exc
 
-    def _resume(self, recv):
+    def _resume(self, recv: bool) -> None:
         """Clear our pause of one direction (from the loop, not a callback)."""
         if recv:
             self._recv_paused = False
@@ -359,7 +369,7 @@ class Stream(object):
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await self.aclose()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "done" if self.future.done() else "running"
         return "<curlmulti.Stream %s, %d bytes buffered>" % (state, self._size)
 
@@ -368,34 +378,34 @@ class _Upload(object):
     """The request body of a Stream, pumped from an (async) iterable."""
 
     @staticmethod
-    def check(source):
+    def check(source: object) -> None:
         if not (hasattr(source, "__aiter__") or hasattr(source, "__iter__")) or isinstance(source, (bytes, str)):
             raise TypeError("upload must be an iterable or async iterable of bytes")
 
-    def __init__(self, stream, source, limit):
+    def __init__(self, stream: Stream, source: Any, limit: int) -> None:
         self.check(source)
         self._stream = stream
-        self._source = source
+        self._source = source  # an iterable or async iterable of _Chunk
         self._limit = limit
         self._low = limit // 2
-        self._chunks = collections.deque()
+        self._chunks: Deque[memoryview] = collections.deque()
         self._offset = 0
         self._size = 0
         self._eof = False
-        self._exc = None
-        self._space = None
-        self._task = None
+        self._exc: Optional[BaseException] = None
+        self._space: Optional[asyncio.Future[None]] = None
+        self._task: Optional[asyncio.Task[None]] = None
         stream.curl.setopt(_READFUNCTION, self._on_read)
 
-    def start(self, loop):
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._task = loop.create_task(self._pump())
 
-    def stop(self):
+    def stop(self) -> None:
         task = self._task
         if task is not None and not task.done():
             task.cancel()
 
-    def _on_read(self, n):
+    def _on_read(self, n: int) -> Union[bytes, memoryview, int]:
         exc = self._exc
         if exc is not None:
             self._exc = None
@@ -426,7 +436,7 @@ class _Upload(object):
                 space.set_result(None)
         return piece
 
-    async def _pump(self):
+    async def _pump(self) -> None:
         source = self._source
         try:
             if hasattr(source, "__aiter__"):
@@ -443,7 +453,7 @@ class _Upload(object):
         if self._stream._send_paused:
             self._stream._resume(False)
 
-    async def _put(self, chunk):
+    async def _put(self, chunk: _Chunk) -> None:
         view = _as_view(chunk)
         if not len(view):
             return  # an empty read would end the upload
