@@ -27,7 +27,10 @@ CM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CM_VENVS="$CM_ROOT/.venv"
 CM_SETUP_VERSION=2                      # bump to rebuild every venv
 
-CM_APT_COMMON=(libcurl4-openssl-dev gcc libc6-dev)
+# openssh-server: the sshd that tests/sshserver.py runs, unprivileged, for the
+# SSH callback tests (Debian's package does not start its service in a
+# container whose policy-rc.d forbids it; elsewhere it starts one on port 22).
+CM_APT_COMMON=(libcurl4-openssl-dev gcc libc6-dev openssh-server)
 CM_APT_PYPY=(pypy3 pypy3-dev pypy3-venv)
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off

@@ -29,7 +29,8 @@ trap 'echo; cm_die "interrupted"' INT
 
 # The default files: those of this list that exist.
 DEFAULT_FILES=(test_multi_lifetimes.py test_leaks.py test_share.py
-               test_threads.py test_ownership.py test_signals.py test_mime.py test_url.py)
+               test_threads.py test_ownership.py test_signals.py test_mime.py test_url.py
+               test_callbacks_more.py)
 
 NAME=${CURLMULTI_PYTHONS:-cpython}
 case "$NAME" in cpython|pypy) ;; *) cm_die "CURLMULTI_PYTHONS: one of cpython, pypy (got '$NAME')" ;; esac
@@ -40,6 +41,16 @@ if [ "${LIBASAN#/}" = "$LIBASAN" ] || [ ! -e "$LIBASAN" ]; then
     cm_die "gcc has no libasan.so (Debian: apt-get install libgcc-12-dev)"
 fi
 LIBASAN=$(readlink -f "$LIBASAN")
+# libcrypt is preloaded with it: ASan intercepts crypt(), and its interceptor
+# finds the real crypt() once, when it starts.  A libcrypt loaded later (by
+# Python's _crypt, which `import crypt` loads and calls at once, as pyftpdlib
+# does for tests/test_callbacks_more.py's FTP server) leaves it calling
+# address 0: a SEGV in crypt_crypt_impl.  Preloaded, the real one is found.
+PRELOAD=$LIBASAN
+LIBCRYPT=$(gcc -print-file-name=libcrypt.so.1)
+if [ "${LIBCRYPT#/}" != "$LIBCRYPT" ] && [ -e "$LIBCRYPT" ]; then
+    PRELOAD="$PRELOAD $(readlink -f "$LIBCRYPT")"
+fi
 
 # Its own venv, so the ordinary .venv/cpython keeps an uninstrumented build.
 CM_VENVS="$CM_ROOT/.venv/asan"
@@ -61,7 +72,7 @@ LOGS="$CM_VENVS/logs-$NAME"
 mkdir -p "$LOGS"
 rm -f "$LOGS"/asan.* "$LOGS"/pytest-asan*.log
 asan_env() {
-    LD_PRELOAD="$LIBASAN${LD_PRELOAD:+ $LD_PRELOAD}" PYTHONMALLOC=malloc \
+    LD_PRELOAD="$PRELOAD${LD_PRELOAD:+ $LD_PRELOAD}" PYTHONMALLOC=malloc \
     ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:log_path=$LOGS/asan:${ASAN_OPTIONS:-}" \
         "$@"
 }
@@ -123,7 +134,7 @@ run_pytest() {   # LOG PYTEST-ARGS...
 }
 
 log="$LOGS/pytest-asan.log"
-cm_say "$NAME: pytest under AddressSanitizer ($LIBASAN): ${ARGS[*]#"$CM_ROOT/"}"
+cm_say "$NAME: pytest under AddressSanitizer (preloaded: $PRELOAD): ${ARGS[*]#"$CM_ROOT/"}"
 t0=$SECONDS
 if [ $HAVE_PATH = 0 ] && [ $# = 0 ]; then
     run_pytest "$log" -k "not ($RSS_TESTS)" "${ARGS[@]}"

@@ -6,7 +6,6 @@ return rules, and an exception reaching perform()'s caller as __cause__."""
 
 import datetime
 import http.server
-import os
 import socket
 import ssl
 import threading
@@ -483,137 +482,187 @@ def test_hsts_write_callback_done_stops_the_iteration(hsts_server):
 
 
 # -- SSH_KEYFUNCTION / SSH_HOSTKEYFUNCTION -------------------------------------------------
+# Against the system's OpenSSH sshd (tests/sshserver.py), on CPython and PyPy alike.
 
-class SshServer:
-    """paramiko serving SFTP (read-only, from a directory) to user "u" with
-    password "p", with a fresh ECDSA host key (``.host_key``)."""
-
-    def __init__(self, root):
-        import paramiko
-
-        self.root = str(root)
-        self.host_key = paramiko.ECDSAKey.generate()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.transports = []
-        self.thread = threading.Thread(target=self._run, args=(paramiko,), daemon=True)
-        self.thread.start()
-
-    def _run(self, paramiko):
-        root = self.root
-
-        class Server(paramiko.ServerInterface):
-            def get_allowed_auths(self, username):
-                return "password"
-
-            def check_auth_password(self, username, password):
-                ok = (username, password) == ("u", "p")
-                return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
-
-            def check_channel_request(self, kind, chanid):
-                return paramiko.OPEN_SUCCEEDED if kind == "session" else \
-                    paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-        class Handle(paramiko.SFTPHandle):
-            pass
-
-        class Files(paramiko.SFTPServerInterface):
-            def _path(self, path):
-                return os.path.join(root, os.path.basename(path))
-
-            def stat(self, path):
-                try:
-                    return paramiko.SFTPAttributes.from_stat(os.stat(self._path(path)))
-                except OSError as e:
-                    return paramiko.SFTPServer.convert_errno(e.errno)
-
-            lstat = stat
-
-            def open(self, path, flags, attr):
-                try:
-                    f = open(self._path(path), "rb")
-                except OSError as e:
-                    return paramiko.SFTPServer.convert_errno(e.errno)
-                handle = Handle(flags)
-                handle.filename = self._path(path)
-                handle.readfile = f
-                return handle
-
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            t = paramiko.Transport(conn)
-            t.add_server_key(self.host_key)
-            t.set_subsystem_handler("sftp", paramiko.SFTPServer, Files)
-            self.transports.append(t)
-            try:
-                t.start_server(server=Server())
-            except (paramiko.SSHException, EOFError, OSError):
-                pass
-
-    def url(self, name):
-        return "sftp://127.0.0.1:%d/%s" % (self.port, name)
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.thread.join(5)
-        self.sock.close()
-        for t in self.transports:
-            t.close()
+SFTP_BODY = b"hello over sftp\n"
 
 
-@pytest.fixture
-def ssh_server(tmp_path):
-    pytest.importorskip("paramiko")
+@pytest.fixture(scope="module")
+def ssh_server():
     if "sftp" not in E.version_info()[8]:
-        pytest.skip("libcurl built without SFTP")
-    (tmp_path / "hello.txt").write_bytes(b"hello over sftp\n")
-    server = SshServer(tmp_path)
+        pytest.skip("libcurl built without SFTP (no SSH backend)")
+    import sshserver
+    reason = sshserver.missing()
+    if reason:
+        pytest.fail(reason + "; scripts/_setup.sh installs it")
+    server = sshserver.SshServer({"hello.txt": SFTP_BODY})
     yield server
     server.close()
 
 
-def _sftp(c, ssh_server, tmp_path, user="u:p"):
+def _sftp(ssh_server, known_hosts, known=b""):
+    """A Curl set for hello.txt, with the known_hosts file ``known_hosts``
+    holding ``known`` (None: left as it is)."""
+    if known is not None:
+        known_hosts.write_bytes(known)
+    c = Curl()
     c.setopt(c.URL, ssh_server.url("hello.txt"))
-    c.setopt(c.USERPWD, user)
-    c.setopt(c.SSH_AUTH_TYPES, c.SSH_AUTH_PASSWORD)
-    known = tmp_path / "known_hosts"
-    known.write_bytes(b"")
-    c.setopt(c.SSH_KNOWNHOSTS, str(known))
+    c.setopt(c.USERNAME, ssh_server.user)
+    c.setopt(c.SSH_AUTH_TYPES, c.SSH_AUTH_PUBLICKEY)
+    c.setopt(c.SSH_PRIVATE_KEYFILE, ssh_server.client_key)
+    c.setopt(c.SSH_PUBLIC_KEYFILE, ssh_server.client_pub)
+    c.setopt(c.SSH_KNOWNHOSTS, str(known_hosts))
+    return c
 
 
-def test_ssh_key_callback(ssh_server, tmp_path):
-    calls = []
+def _other_key(tmp_path):
+    """The base64 of another ECDSA key: a host key that is not the server's."""
+    import sshserver
+    sshserver._keygen(str(tmp_path / "other"), "ecdsa")
+    return (tmp_path / "other.pub").read_bytes().split()[1]
 
+
+def _recorder(result, calls):
     def check(known_key, found_key, match):
         calls.append((known_key, found_key, match))
-        return E.KHSTAT_FINE
+        return result
+    return check
 
-    c = Curl()
-    _sftp(c, ssh_server, tmp_path)
-    c.setopt(c.SSH_KEYFUNCTION, check)
-    assert c.perform_rb() == b"hello over sftp\n"
+
+def test_ssh_without_callback_checks_known_hosts(ssh_server, tmp_path):
+    # The baseline the callbacks change: libcurl alone accepts the known key
+    # and refuses a missing one.
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line())
+    assert c.perform_rb() == SFTP_BODY
+    c.close()
+    c = _sftp(ssh_server, tmp_path / "known_hosts")
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
+    c.close()
+
+
+def test_ssh_key_callback_missing_key_fine(ssh_server, tmp_path):
+    calls = []
+    known_hosts = tmp_path / "known_hosts"
+    c = _sftp(ssh_server, known_hosts)
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_FINE, calls))
+    assert c.perform_rb() == SFTP_BODY
     assert len(calls) == 1
     known_key, found_key, match = calls[0]
     assert known_key is None and match == E.KHMATCH_MISSING
     assert isinstance(found_key, E.KhKey)
-    assert found_key.key == ssh_server.host_key.asbytes()
-    assert found_key.keytype == E.KHTYPE_ECDSA
+    assert found_key == (ssh_server.host_key, E.KHTYPE_ECDSA)
+    assert known_hosts.read_bytes() == b""  # FINE: accepted, not recorded
+    c.close()
+
+
+def test_ssh_key_callback_sees_the_known_key(ssh_server, tmp_path):
+    calls = []
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line())
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_FINE, calls))
+    assert c.perform_rb() == SFTP_BODY
+    assert len(calls) == 1
+    known_key, found_key, match = calls[0]
+    assert match == E.KHMATCH_OK
+    # The known key as known_hosts holds it: base64 (libcurl hands it over
+    # NUL-terminated, with a length of 0).
+    assert known_key == (ssh_server.host_key_b64, E.KHTYPE_ECDSA)
+    assert found_key == (ssh_server.host_key, E.KHTYPE_ECDSA)
+    c.close()
+
+
+def test_ssh_key_callback_mismatch_rejected(ssh_server, tmp_path):
+    calls = []
+    other = _other_key(tmp_path)
+    known_hosts = tmp_path / "known_hosts"
+    c = _sftp(ssh_server, known_hosts, ssh_server.known_hosts_line(other))
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_REJECT, calls))
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
+    assert ei.value.__cause__ is None
+    assert len(calls) == 1
+    known_key, found_key, match = calls[0]
+    assert match == E.KHMATCH_MISMATCH
+    assert known_key.key == other and found_key.key == ssh_server.host_key
+    assert known_hosts.read_bytes() == ssh_server.known_hosts_line(other)
+    c.close()
+
+
+def test_ssh_key_callback_mismatch_accepted(ssh_server, tmp_path):
+    # The callback overrules a mismatch: FINE proceeds with the found key.
+    calls = []
+    other = _other_key(tmp_path)
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line(other))
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_FINE, calls))
+    assert c.perform_rb() == SFTP_BODY
+    assert [m for _, _, m in calls] == [E.KHMATCH_MISMATCH]
+    c.close()
+
+
+def test_ssh_key_callback_add_to_file(ssh_server, tmp_path):
+    calls = []
+    known_hosts = tmp_path / "known_hosts"
+    c = _sftp(ssh_server, known_hosts)
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_FINE_ADD_TO_FILE, calls))
+    assert c.perform_rb() == SFTP_BODY
+    c.close()
+    assert [m for _, _, m in calls] == [E.KHMATCH_MISSING]
+    # libcurl wrote the found key to the file: the next transfer knows it.
+    assert ssh_server.host_key_b64 in known_hosts.read_bytes()
+    calls.clear()
+    c = _sftp(ssh_server, known_hosts, None)
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_REJECT, calls))
+    with pytest.raises(error):
+        c.perform_rb()   # rejected by the callback, though the key is known now
+    c.close()
+    assert len(calls) == 1 and calls[0][2] == E.KHMATCH_OK
+    assert calls[0][0].key == ssh_server.host_key_b64
+
+
+@needs("KHSTAT_FINE_REPLACE")
+def test_ssh_key_callback_replace(ssh_server, tmp_path):
+    calls = []
+    other = _other_key(tmp_path)
+    known_hosts = tmp_path / "known_hosts"
+    c = _sftp(ssh_server, known_hosts, ssh_server.known_hosts_line(other))
+    c.setopt(c.SSH_KEYFUNCTION, _recorder(E.KHSTAT_FINE_REPLACE, calls))
+    assert c.perform_rb() == SFTP_BODY
+    c.close()
+    assert [m for _, _, m in calls] == [E.KHMATCH_MISMATCH]
+    written = known_hosts.read_bytes()
+    assert ssh_server.host_key_b64 in written and other not in written
+
+
+def test_ssh_key_callback_defer(ssh_server, tmp_path):
+    # DEFER does not let the transfer proceed.  libcurl 7.88 and 8.14 (libssh2)
+    # then ask the callback again at once, and again, until it says something
+    # else: here REJECT, the second time.
+    calls = []
+
+    def defer_then_reject(known_key, found_key, match):
+        calls.append(match)
+        return E.KHSTAT_DEFER if len(calls) == 1 else E.KHSTAT_REJECT
+
+    known_hosts = tmp_path / "known_hosts"
+    c = _sftp(ssh_server, known_hosts)
+    c.setopt(c.SSH_KEYFUNCTION, defer_then_reject)
+    with pytest.raises(error) as ei:
+        c.perform_rb()
+    assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
+    assert ei.value.__cause__ is None
+    assert calls[0] == E.KHMATCH_MISSING and len(calls) <= 2
+    assert known_hosts.read_bytes() == b""
     c.close()
 
 
 @pytest.mark.parametrize("result, exc_type", [
-    (E.KHSTAT_REJECT, None), (Boom("ssh key"), Boom), (None, TypeError), ("fine", TypeError)])
+    (E.KHSTAT_REJECT, None), (99, None), (Boom("ssh key"), Boom), (None, TypeError),
+    ("fine", TypeError), (2 ** 40, OverflowError)])
 def test_ssh_key_callback_rejects(ssh_server, tmp_path, result, exc_type):
-    c = Curl()
-    _sftp(c, ssh_server, tmp_path)
+    # Refused even though the key is known: the callback decides.
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line())
     c.setopt(c.SSH_KEYFUNCTION, _raiser(result) if isinstance(result, Exception) else lambda *a: result)
     with pytest.raises(error) as ei:
         c.perform_rb()
@@ -627,26 +676,37 @@ def test_ssh_key_callback_rejects(ssh_server, tmp_path, result, exc_type):
 
 @needs("SSH_HOSTKEYFUNCTION")
 def test_ssh_hostkey_callback(ssh_server, tmp_path):
+    # The callback alone decides: known_hosts holds another key, which
+    # libcurl would refuse, yet KHMATCH_OK lets the transfer through.
     calls = []
-    c = Curl()
-    _sftp(c, ssh_server, tmp_path)
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line(_other_key(tmp_path)))
     c.setopt(c.SSH_HOSTKEYFUNCTION, lambda keytype, key: calls.append((keytype, key)) or E.KHMATCH_OK)
-    assert c.perform_rb() == b"hello over sftp\n"
-    assert calls == [(E.KHTYPE_ECDSA, ssh_server.host_key.asbytes())]
+    assert c.perform_rb() == SFTP_BODY
+    assert calls == [(E.KHTYPE_ECDSA, ssh_server.host_key)]
     c.close()
 
 
 @needs("SSH_HOSTKEYFUNCTION")
 @pytest.mark.parametrize("result, exc_type", [
-    (E.KHMATCH_MISMATCH, None), (Boom("hostkey"), Boom), (None, TypeError)])
+    (E.KHMATCH_MISMATCH, None), (E.KHMATCH_MISSING, None), (Boom("hostkey"), Boom),
+    (None, TypeError)])
 def test_ssh_hostkey_callback_rejects(ssh_server, tmp_path, result, exc_type):
-    c = Curl()
-    _sftp(c, ssh_server, tmp_path)
-    c.setopt(c.SSH_HOSTKEYFUNCTION, _raiser(result) if isinstance(result, Exception) else lambda *a: result)
+    # Refused though known_hosts holds the right key.
+    calls = []
+
+    def hostkey(keytype, key):
+        calls.append((keytype, key))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    c = _sftp(ssh_server, tmp_path / "known_hosts", ssh_server.known_hosts_line())
+    c.setopt(c.SSH_HOSTKEYFUNCTION, hostkey)
     with pytest.raises(error) as ei:
         c.perform_rb()
     assert ei.value.args[0] == E.E_PEER_FAILED_VERIFICATION
     assert (ei.value.__cause__ is None) if exc_type is None else isinstance(ei.value.__cause__, exc_type)
+    assert calls == [(E.KHTYPE_ECDSA, ssh_server.host_key)]
     c.close()
 
 
