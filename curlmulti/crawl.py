@@ -572,6 +572,7 @@ def _retry_after(headers: Headers, now: Optional[float] = None) -> Optional[floa
 _WRITEDATA = _C["WRITEDATA"]
 _WRITEFUNCTION = _C["WRITEFUNCTION"]
 _URL = _C["URL"]
+_PIPEWAIT = _C["PIPEWAIT"]
 _HTTPHEADER = _C["HTTPHEADER"]
 _CUSTOMREQUEST = _C["CUSTOMREQUEST"]
 _POSTFIELDS = _C["POSTFIELDS"]
@@ -592,7 +593,7 @@ _E_ABORTED_BY_CALLBACK = _C["E_ABORTED_BY_CALLBACK"]
 class _Slot(object):
     """A pooled Curl with its body buffer and header lines."""
 
-    __slots__ = ("curl", "buf", "lines", "custom", "sink")
+    __slots__ = ("curl", "buf", "lines", "custom", "sink", "pipewait")
 
     def __init__(self, curl: Curl, buf: Buffer, lines: List[bytes]) -> None:
         self.curl = curl
@@ -600,6 +601,7 @@ class _Slot(object):
         self.lines = lines
         self.custom = False   # method, body or headers differ from the session's defaults
         self.sink: Any = None      # the request's own sink during this transfer
+        self.pipewait = False      # PIPEWAIT is set on the handle
 
 
 class _Host(object):
@@ -692,7 +694,8 @@ class Session(object):
     with every request; ``user_agent``; ``cookies``: keep a cookie jar
     shared by every transfer (default True); ``proxy``: a proxy URL
     (``http://``, ``socks5h://``...); ``http2``: ``True`` (default) uses
-    HTTP/2 where a TLS server offers it, ``"always"`` also asks plain-text
+    HTTP/2 where a TLS server offers it, the concurrent requests to one host
+    multiplexed over one connection, ``"always"`` also asks plain-text
     servers to upgrade, ``False`` stays on HTTP/1.1; ``compression``
     (default True: Accept-Encoding for every encoding libcurl decodes);
     ``verify``: check TLS certificates (default True); ``timings``: read
@@ -736,6 +739,15 @@ class Session(object):
         self._multi.setopt(_C["M_MAX_HOST_CONNECTIONS"], self.per_host)
         self._multi.setopt(_C["M_MAX_TOTAL_CONNECTIONS"], limit)
         self._multi.setopt(_C["M_MAXCONNECTS"], limit)
+        # HTTP/2: transfers to one host multiplexed over one connection.  An
+        # https transfer to a host whose first connection is still in its TLS
+        # handshake waits (PIPEWAIT) to learn whether it speaks HTTP/2 rather
+        # than opening a connection of its own, so concurrent requests to an
+        # HTTP/2 server share one connection from the start.  Not for plain
+        # http: there the answer comes only with the first response.
+        self._pipewait = bool(http2)
+        if http2:
+            self._multi.setopt(_C["M_PIPELINING"], _C["PIPE_MULTIPLEX"])  # libcurl's default since 7.62
         self._free: List[_Slot] = []      # idle _Slots
         self._slots = 0
         self._hosts: Dict[_HostKey, _Host] = {}  # key -> _Host
@@ -1078,6 +1090,9 @@ class Session(object):
                 slot = self._new_slot()
             curl = slot.curl
             curl.setopt(_URL, job.url)
+            if self._pipewait and slot.pipewait is not (host.key[0] == "https"):
+                slot.pipewait = not slot.pipewait
+                curl.setopt(_PIPEWAIT, 1 if slot.pipewait else 0)
             if request.method != "GET" or request.data is not None or request.headers:
                 slot.custom = True
                 self._customise(curl, request)

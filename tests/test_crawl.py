@@ -15,6 +15,7 @@ import curlmulti
 from curlmulti import crawl
 from curlmulti.crawl import FetchError, Headers, Request, Session, fetch, normalise_url, transient
 
+import nginxserver
 from crawlservers import CrawlServer, GateServer, serve
 
 E = curlmulti
@@ -434,6 +435,78 @@ async def test_breaking_out_stops_the_transfers(gate_server, crawl_server):
         assert s.running == 0
         r = await s.fetch(crawl_server.url("/ok/after"))  # the session still works
         assert r.ok
+
+
+# -- HTTP/2 over TLS against a real nginx (nginxserver.py) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def nginx():
+    if nginxserver.binary() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light): no HTTP/2 server to test against")
+    with nginxserver.Nginx() as server:
+        yield server
+
+
+def _trusting(nginx, **kwargs):
+    """Session/fetch keywords that trust the test CA (and only it)."""
+    kwargs.setdefault("options", {})[curlmulti.CAINFO] = nginx.ca_file
+    return kwargs
+
+
+def test_libcurl_has_http2():
+    # version_info()[4] is libcurl's feature bits; the toolkit's HTTP/2 needs nghttp2
+    assert curlmulti.version_info()[4] & curlmulti.VERSION_HTTP2, curlmulti.version
+
+
+async def test_fetch_over_tls_uses_http2(nginx):
+    r = await fetch(nginx.url("/big"), **_trusting(nginx))
+    assert r.ok and r.http_version == "2"
+    assert r.content == nginxserver.BIG and r.headers["content-encoding"] == "gzip"  # decoded
+    r = await fetch(nginx.url("/big"), http2=False, **_trusting(nginx))
+    assert r.ok and r.http_version == "1.1" and r.content == nginxserver.BIG
+    versions = {(proto, uri) for _, proto, _, uri in nginx.requests()}
+    assert ("HTTP/2.0", "/big") in versions and ("HTTP/1.1", "/big") in versions
+
+
+async def test_certificate_is_verified(nginx):
+    # the same server, its CA not trusted: a permanent failure, not retried
+    with pytest.raises(FetchError) as info:
+        await fetch(nginx.url("/f/0"), retries=3)
+    assert info.value.code in (E.E_PEER_FAILED_VERIFICATION, getattr(E, "E_SSL_CACERT", -1))
+    assert not info.value.transient
+    # verify=False is the only way past it
+    r = await fetch(nginx.url("/f/0"), verify=False)
+    assert r.ok and r.content == b"file 0\n"
+
+
+async def test_concurrent_fetches_share_one_http2_connection(nginx):
+    n = 20
+    tag = "share-%d" % id(object())
+    async with Session(per_host=n, **_trusting(nginx)) as s:
+        rs = await asyncio.gather(*[s.fetch(nginx.url("/f/%d?%s" % (i, tag))) for i in range(n)])
+        assert [r.content for r in rs] == [b"file %d\n" % i for i in range(n)]
+        assert all(r.ok and r.http_version == "2" for r in rs)
+        # all n ran at once: the pool grows only when no handle is free
+        assert s._slots == n and len(s._free) == n
+        # libcurl's view: one connection made among the n transfers
+        handles = [slot.curl for slot in s._free]
+        assert sum(c.getinfo(curlmulti.NUM_CONNECTS) for c in handles) == 1
+        if hasattr(curlmulti, "CONN_ID"):  # libcurl 8.2+
+            ids = {c.getinfo(curlmulti.CONN_ID) for c in handles} - {-1}
+            assert len(ids) == 1, ids
+    # nginx's view: the n requests came on one connection, over HTTP/2
+    rows = [row for row in nginx.requests() if row[3].endswith("?" + tag)]
+    assert sorted(row[3] for row in rows) == sorted("/f/%d?%s" % (i, tag) for i in range(n))
+    assert {row[0] for row in rows} == {rows[0][0]} and {row[1] for row in rows} == {"HTTP/2.0"}
+
+
+async def test_non_ascii_path_over_http2(nginx):
+    # the file is named "café menu.txt": nginx finds it only if the path was
+    # percent-encoded as UTF-8
+    r = await fetch(nginx.url("/" + nginxserver.NON_ASCII_NAME), **_trusting(nginx))
+    assert r.ok and r.http_version == "2" and r.content == b"non-ASCII name\n"
+    assert upper_escapes(r.url) == nginx.url("/caf%C3%A9%20menu.txt")
 
 
 async def test_session_bad_arguments():
