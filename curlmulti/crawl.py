@@ -127,19 +127,19 @@ _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # appear in a URL: escaped before parsing (a space so that it becomes %20 in
 # the query too, where libcurl would write "+").  In the host they still make
 # the URL invalid.
-_ESCAPE = {ord(c): "%%%02X" % ord(c) for c in ' "<>\\^`{|}'}
+_UNSAFE = re.compile(r'[ "<>\\^`{|}]')
+_ESCAPES = {c: "%%%02X" % ord(c) for c in ' "<>\\^`{|}'}
 _UPART_URL = _C["UPART_URL"]
-_UPART_SCHEME = _C["UPART_SCHEME"]
 _UPART_HOST = _C["UPART_HOST"]
-_UPART_PORT = _C["UPART_PORT"]
 _U_PUNYCODE = _C.get("U_PUNYCODE", 0)   # libcurl 7.88+
 _U_URLDECODE = _C["U_URLDECODE"]
+_U_URLENCODE = _C["U_URLENCODE"]
 _USERINFO = (_C["UPART_USER"], _C["UPART_PASSWORD"], _C["UPART_OPTIONS"])
 #: How a URL from the wild is parsed: non-ASCII percent-encoded, and any
 #: scheme accepted (the transfer fails later for one libcurl cannot fetch).
-_PARSE_FLAGS = _C["U_URLENCODE"] | _C["U_NON_SUPPORT_SCHEME"]
+_PARSE_FLAGS = _U_URLENCODE | _C["U_NON_SUPPORT_SCHEME"]
 #: How a Location is resolved: as libcurl does when it follows a redirect.
-_REDIRECT_FLAGS = _C["U_URLENCODE"] | _C.get("U_ALLOW_SPACE", 0)
+_REDIRECT_FLAGS = _U_URLENCODE | _C.get("U_ALLOW_SPACE", 0)
 _urls = threading.local()
 
 
@@ -185,41 +185,62 @@ def _parse(url: Union[str, bytes]) -> Tuple[str, "_HostKey"]:
         text = text.partition("#")[0]  # the fragment is never sent
     if "%" in text:
         text = _BAD_PERCENT.sub("%25", text)
-    text = text.translate(_ESCAPE)
+    if _UNSAFE.search(text) is not None:
+        text = _UNSAFE.sub(_escape, text)
     u = _curl_url()
     try:
         u.setpart(_UPART_URL, text.encode("utf-8", "surrogateescape"), _PARSE_FLAGS)
         host = u.getpart(_UPART_HOST)
         if not host:
             raise ValueError("no host in URL %r" % (url,))
-        if not host.isascii():
-            host = _idna(u, host, url)
-            u.setpart(_UPART_HOST, host)
-        elif host != host.lower():
-            host = host.lower()
-            u.setpart(_UPART_HOST, host)
         normal = cast(str, u.getpart(_UPART_URL))
         if not normal.isascii():
-            normal = _encode_userinfo(u, url)
-        scheme = cast(str, u.getpart(_UPART_SCHEME))
-        port = u.getpart(_UPART_PORT)
+            normal = _encode_userinfo(u)
+        if not host.isascii():
+            new_host = _idna(u, host, url)
+        elif host[0] == "[":
+            new_host = host  # an IPv6 address, in the form libcurl writes
+        else:
+            new_host = host.lower()
+        # libcurl's URL is scheme://[userinfo@]host[:port]/...: the host goes
+        # in lower-case (or punycode), the scheme and the port come out.
+        start = normal.index("://") + 3
+        at = normal.rfind("@", start, _authority_end(normal, start)) + 1 or start
+        if new_host != host:
+            if normal.startswith(host, at):
+                normal = normal[:at] + new_host + normal[at + len(host):]
+            else:
+                u.setpart(_UPART_HOST, new_host)
+                normal = cast(str, u.getpart(_UPART_URL))
+                at = normal.rfind("@", start, _authority_end(normal, start)) + 1 or start
     except error as exc:
         raise ValueError("bad URL %r: %s" % (url, exc.args[1] if len(exc.args) > 1 else exc)) from None
-    return normal, (scheme, host, int(port) if port else None)
+    if not normal.isascii():
+        raise ValueError("bad URL %r: non-ASCII characters left after encoding" % (url,))
+    end = _authority_end(normal, at)
+    colon = normal.rfind(":", at, end)
+    port = int(normal[colon + 1:end]) if colon > normal.rfind("]", at, end) else None
+    return normal, (normal[:start - 3], new_host, port)
 
 
-def _encode_userinfo(u: CurlUrl, url: str) -> str:
+def _authority_end(url: str, start: int) -> int:
+    end = url.find("/", start)
+    return end if end >= 0 else len(url)
+
+
+def _escape(m: "re.Match[str]") -> str:
+    return _ESCAPES[m.group()]
+
+
+def _encode_userinfo(u: CurlUrl) -> str:
     """The URL of ``u`` once libcurl has percent-encoded the non-ASCII user
     name, password or options (it encodes the path and the query only when
     it parses a whole URL)."""
     for part in _USERINFO:
         value = u.getpart(part, _U_URLDECODE)
         if value is not None and not value.isascii():
-            u.setpart(part, value.encode("utf-8", "surrogateescape"), _C["U_URLENCODE"])
-    normal = cast(str, u.getpart(_UPART_URL))
-    if not normal.isascii():
-        raise ValueError("bad URL %r: non-ASCII characters left after encoding" % (url,))
-    return normal
+            u.setpart(part, value.encode("utf-8", "surrogateescape"), _U_URLENCODE)
+    return cast(str, u.getpart(_UPART_URL))
 
 
 def _idna(u: CurlUrl, host: str, url: str) -> str:
@@ -259,15 +280,16 @@ def _host_key(url: str) -> _HostKey:
 
 # A URL that libcurl's URL API and normalise_url() return unchanged, the
 # common case, recognised without a call into libcurl: lower-case http(s)
-# scheme and host, the host a name whose last label starts with a letter or
-# an IPv4 address in its usual form, a port without leading zero, a path and
-# query of characters that need no escaping (checked apart: no dot segment,
-# no empty query, no bad escape).
-_PLAIN_URL = re.compile(r"(https?)://((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*|"
-                        r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-                        r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))"
-                        r"(?::([1-9][0-9]{0,4}))?"
+# scheme and host, a port without leading zero, a path and query of
+# characters that need no escaping.  Checked apart: the host is a name whose
+# last label starts with a letter or an IPv4 address in its usual form
+# (libcurl rewrites 127.1, 0x7f.0.0.1...), no dot segment, no empty query,
+# no bad escape.
+_PLAIN_URL = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([1-9][0-9]{0,4}))?"
                         r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)\Z")
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                   r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_PLAIN_HOSTS: Dict[str, bool] = {}  # host -> libcurl leaves it as it is (the first 10,000 seen)
 
 
 def _prepare(url: Union[str, bytes]) -> Tuple[str, _HostKey]:
@@ -276,11 +298,18 @@ def _prepare(url: Union[str, bytes]) -> Tuple[str, _HostKey]:
         m = _PLAIN_URL.match(url)
         if m is not None and "/." not in url and url[-1] != "?" and (
                 "%" not in url or _BAD_PERCENT.search(url) is None):
-            port = m.group(3)
-            if port is None:
-                return url, (m.group(1), m.group(2), None)
-            if int(port) <= 65535:
-                return url, (m.group(1), m.group(2), int(port))
+            host = m.group(2)
+            plain = _PLAIN_HOSTS.get(host)
+            if plain is None:
+                plain = host[host.rfind(".") + 1].isalpha() or _IPV4.fullmatch(host) is not None
+                if len(_PLAIN_HOSTS) < 10000:
+                    _PLAIN_HOSTS[host] = plain
+            if plain:
+                port = m.group(3)
+                if port is None:
+                    return url, (m.group(1), host, None)
+                if int(port) <= 65535:
+                    return url, (m.group(1), host, int(port))
     return _parse(url)
 
 
