@@ -18,12 +18,14 @@ How it runs (pure Python over the public API of ``AsyncCurlMulti``,
 ``Curl``, ``CurlShare`` and ``Buffer``; no second event loop integration):
 
 1. A request goes into the queue of its host (scheme, host and port of its
-   normalised URL).  Hosts that may start a transfer (fewer than
+   URL as libcurl's URL API normalises it, ``normalise_url()``).  Hosts that may start a transfer (fewer than
    ``per_host`` running, their politeness delay passed) wait in one
    round-robin ``ready`` queue; a transfer starts while fewer than
    ``limit`` run.  So a slow host holds at most ``per_host`` slots and
    the others keep the rest.  libcurl is told the same limits
-   (``M_MAX_HOST_CONNECTIONS``, ``M_MAX_TOTAL_CONNECTIONS``).
+   (``M_MAX_HOST_CONNECTIONS``, ``M_MAX_TOTAL_CONNECTIONS``); an https
+   transfer waits for its host's first connection to say whether it
+   multiplexes (``PIPEWAIT``), so the requests to an HTTP/2 host share one.
 2. Each running transfer uses a ``Curl`` from a pool (at most ``limit``),
    its constant options set once: the body goes into a ``Buffer`` from C,
    the header lines into a list, so a transfer costs no Python call per
