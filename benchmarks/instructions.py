@@ -42,6 +42,9 @@ CELLS = {
     "1k-c10": ("/1k.bin", 10),
     "1k-c100": ("/1k.bin", 100),
     "64k-c50": ("/64k.bin", 50),
+    # run.py's crawl cell: client_crawl.py over 4 hosts (127.0.0.1-4), 25 per host;
+    # only the crawl-* clients run it, and they run nothing else
+    "crawl-c100": ("/1k.bin", 100),
 }
 CLIENTS = ["curlmulti-multi", "pycurl-multi", "curlmulti-async", "pycurl-async", "aiohttp"]
 
@@ -138,6 +141,8 @@ def main():
         for key, cmd in jobs:
             rows[key] = {}
             for cell in cells:
+                if cell.startswith("crawl-") != key[1].startswith("crawl-"):
+                    continue
                 path, conc = CELLS[cell]
                 small, large = a.small, a.large
                 if key[0] == "pypy":

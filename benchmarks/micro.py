@@ -73,6 +73,18 @@ def _ops(cm, c, m, c2):
     def select_zero():
         m.select(0)
 
+    from curlmulti import crawl
+    prepare = crawl._prepare
+    normalise = crawl.normalise_url
+    plain = "http://127.0.0.2:8080/1k.bin?i=12345"
+    wild = "  HTTP://Example.COM/caf\u00e9 menu/../x?q=\u00e9t\u00e9#top "
+
+    def crawl_prepare_plain():   # what a Session does per plain URL (no libcurl call)
+        prepare(plain)
+
+    def crawl_normalise_wild():  # a URL from the wild, through libcurl's URL API
+        normalise(wild)
+
     return {
         "setopt_url": setopt_url,
         "setopt_long": setopt_long,
@@ -83,11 +95,13 @@ def _ops(cm, c, m, c2):
         "socket_action": socket_action_timeout,
         "info_read": info_read_empty,
         "select": select_zero,
+        "crawl_prepare_plain": crawl_prepare_plain,
+        "crawl_normalise_wild": crawl_normalise_wild,
     }
 
 
 OPS = ["setopt_url", "setopt_long", "setopt_callback", "getinfo", "add_remove", "perform",
-       "socket_action", "info_read", "select"]
+       "socket_action", "info_read", "select", "crawl_prepare_plain", "crawl_normalise_wild"]
 
 
 def child(op, n):

@@ -23,6 +23,8 @@ CLIENT_LABELS = [
     ("cpython", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("cpython", "aiohttp", "aiohttp"),
     ("cpython", "httpx", "httpx (async, HTTP/1.1)"),
+    ("cpython", "crawl-curlmulti", "curlmulti.crawl Session (crawl cell)"),
+    ("cpython", "crawl-aiohttp", "aiohttp crawler (crawl cell)"),
     ("pypy", "curlmulti-multi", "curlmulti CurlMulti loop"),
     ("pypy", "curlmulti-async", "curlmulti AsyncCurlMulti"),
     ("pypy", "curlmulti-multi-buffer", "curlmulti CurlMulti loop, Buffer sink"),
@@ -33,6 +35,8 @@ CLIENT_LABELS = [
     ("pypy", "pycurl-async", "pycurl AsyncCurlMulti"),
     ("pypy", "aiohttp", "aiohttp"),
     ("pypy", "httpx", "httpx (async, HTTP/1.1)"),
+    ("pypy", "crawl-curlmulti", "curlmulti.crawl Session (crawl cell)"),
+    ("pypy", "crawl-aiohttp", "aiohttp crawler (crawl cell)"),
     ("native", "c-libcurl", "C, libcurl multi API"),
     ("native", "curl-cli", "curl --parallel (CLI)"),
 ]

@@ -18,12 +18,14 @@ How it runs (pure Python over the public API of ``AsyncCurlMulti``,
 ``Curl``, ``CurlShare`` and ``Buffer``; no second event loop integration):
 
 1. A request goes into the queue of its host (scheme, host and port of its
-   normalised URL).  Hosts that may start a transfer (fewer than
+   URL as libcurl's URL API normalises it, ``normalise_url()``).  Hosts that may start a transfer (fewer than
    ``per_host`` running, their politeness delay passed) wait in one
    round-robin ``ready`` queue; a transfer starts while fewer than
    ``limit`` run.  So a slow host holds at most ``per_host`` slots and
    the others keep the rest.  libcurl is told the same limits
-   (``M_MAX_HOST_CONNECTIONS``, ``M_MAX_TOTAL_CONNECTIONS``).
+   (``M_MAX_HOST_CONNECTIONS``, ``M_MAX_TOTAL_CONNECTIONS``); an https
+   transfer waits for its host's first connection to say whether it
+   multiplexes (``PIPEWAIT``), so the requests to an HTTP/2 host share one.
 2. Each running transfer uses a ``Curl`` from a pool (at most ``limit``),
    its constant options set once: the body goes into a ``Buffer`` from C,
    the header lines into a list, so a transfer costs no Python call per
@@ -46,10 +48,10 @@ import heapq
 import json as _json
 import random
 import re
+import threading
 import time
 from typing import (Any, AsyncGenerator, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
                     Tuple, Union, cast)
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from ._async import AsyncCurlMulti
 from ._constants import CONSTANTS
@@ -58,6 +60,7 @@ from ._errors import error
 from ._share import CurlShare
 from ._sinks import Buffer, _Sink
 from ._stream import header_pairs
+from ._url import CurlUrl
 from ._version import __version__
 
 __all__ = ["fetch", "Session", "Request", "Response", "Headers", "Timings", "Redirect", "FetchError",
@@ -122,72 +125,151 @@ class FetchError(error):
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
-_USER_SAFE = "%!$&'()*+,;=-._~"
+# ASCII characters that libcurl's URL API leaves as they are but that may not
+# appear in a URL: escaped before parsing (a space so that it becomes %20 in
+# the query too, where libcurl would write "+").  In the host they still make
+# the URL invalid.
+_UNSAFE = re.compile(r'[ "<>\\^`{|}]')
+_ESCAPES = {c: "%%%02X" % ord(c) for c in ' "<>\\^`{|}'}
+_UPART_URL = _C["UPART_URL"]
+_UPART_HOST = _C["UPART_HOST"]
+_U_PUNYCODE = _C.get("U_PUNYCODE", 0)   # libcurl 7.88+
+_U_URLDECODE = _C["U_URLDECODE"]
+_U_URLENCODE = _C["U_URLENCODE"]
+_USERINFO = (_C["UPART_USER"], _C["UPART_PASSWORD"], _C["UPART_OPTIONS"])
+#: How a URL from the wild is parsed: non-ASCII percent-encoded, and any
+#: scheme accepted (the transfer fails later for one libcurl cannot fetch).
+_PARSE_FLAGS = _U_URLENCODE | _C["U_NON_SUPPORT_SCHEME"]
+#: How a Location is resolved: as libcurl does when it follows a redirect.
+_REDIRECT_FLAGS = _U_URLENCODE | _C.get("U_ALLOW_SPACE", 0)
+_urls = threading.local()
+
+
+def _curl_url() -> CurlUrl:
+    """This thread's CurlUrl, reused: setting a whole absolute URL replaces
+    every part of the previous one."""
+    u: Optional[CurlUrl] = getattr(_urls, "u", None)
+    if u is None:
+        u = _urls.u = CurlUrl()
+    return u
 
 
 def normalise_url(url: Union[str, bytes]) -> str:
     """A URL from the wild made fit for libcurl, or ValueError.
 
-    Surrounding white space is dropped, a missing scheme becomes ``http``,
-    the scheme and host are lower-cased, a non-ASCII host is IDNA-encoded,
-    the path gets ``/`` when empty, characters that may not appear in a URL
-    (spaces, non-ASCII, a ``%`` not followed by two hex digits) are
-    percent-encoded as UTF-8, existing escapes are kept, and the fragment is
-    dropped (it is never sent).
+    libcurl's URL API (``CurlUrl``, ``U_URLENCODE``) parses it: a scheme and a
+    host are required, the scheme is lower-cased, the port checked and
+    written as a plain number, an IPv4 address in any of its forms written
+    as four decimal numbers, ``.`` and ``..`` path segments removed, an
+    empty path made ``/``, non-ASCII characters percent-encoded as UTF-8
+    (escapes already there are kept), and a non-ASCII host converted to
+    IDNA (punycode).  Before that, white space around the URL is dropped, a
+    missing scheme becomes ``http://``, and the characters libcurl would
+    leave as they are but that may not appear in a URL (space,
+    ``"<>\\^`{|}``, a ``%`` that starts no escape) are percent-encoded;
+    after it, the host is lower-cased and the fragment dropped (it is
+    never sent)."""
+    return _parse(url)[0]
 
-    This is the one function that makes URLs: it uses the standard library
-    today and is the place to switch to libcurl's URL API (``CurlUrl``)."""
+
+def _parse(url: Union[str, bytes]) -> Tuple[str, "_HostKey"]:
+    """(normalised URL, host key), or ValueError: see normalise_url()."""
     if isinstance(url, bytes):
         url = url.decode("utf-8", "surrogateescape")
     if not isinstance(url, str):
         raise TypeError("a URL is a str, not %s" % type(url).__name__)
-    url = url.strip()
-    if not url:
-        raise ValueError("empty URL")
-    if not _SCHEME.match(url):
-        url = "http://" + url
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if not host:
-        raise ValueError("no host in URL %r" % (url,))
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("bad port in URL %r" % (url,)) from None
-    if ":" in host:  # IPv6 literal
-        netloc = "[%s]" % host
-    else:
-        try:
-            host.encode("ascii")
-        except UnicodeEncodeError:
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError:
-                raise ValueError("bad host name in URL %r" % (url,)) from None
-        if any(c in host for c in " <>\"{}|\\^`"):
-            raise ValueError("bad host name in URL %r" % (url,))
-        netloc = host
-    if port is not None:
-        netloc = "%s:%d" % (netloc, port)
-    if parts.username is not None:
-        user = _quote(parts.username, _USER_SAFE)
-        if parts.password is not None:
-            user += ":" + _quote(parts.password, _USER_SAFE)
-        netloc = user + "@" + netloc
-    path = _quote(parts.path, _PATH_SAFE) or "/"
-    query = _quote(parts.query, _QUERY_SAFE)
-    return urlunsplit((scheme, netloc, path, query, ""))
-
-
-def _quote(text: str, safe: str) -> str:
+    text = url.strip()
     if not text:
-        return text
+        raise ValueError("empty URL")
+    if not _SCHEME.match(text):
+        text = "http://" + text
+    if "#" in text:
+        text = text.partition("#")[0]  # the fragment is never sent
     if "%" in text:
         text = _BAD_PERCENT.sub("%25", text)
-    return quote(text, safe=safe, errors="surrogateescape")
+    if _UNSAFE.search(text) is not None:
+        text = _UNSAFE.sub(_escape, text)
+    u = _curl_url()
+    try:
+        u.setpart(_UPART_URL, text.encode("utf-8", "surrogateescape"), _PARSE_FLAGS)
+        host = u.getpart(_UPART_HOST)
+        if not host:
+            raise ValueError("no host in URL %r" % (url,))
+        normal = cast(str, u.getpart(_UPART_URL))
+        if not normal.isascii():
+            normal = _encode_userinfo(u)
+        if not host.isascii():
+            new_host = _idna(u, host, url)
+        elif host[0] == "[":
+            new_host = host  # an IPv6 address, in the form libcurl writes
+        else:
+            new_host = host.lower()
+        # libcurl's URL is scheme://[userinfo@]host[:port]/...: the host goes
+        # in lower-case (or punycode), the scheme and the port come out.
+        start = normal.index("://") + 3
+        at = normal.rfind("@", start, _authority_end(normal, start)) + 1 or start
+        if new_host != host:
+            if normal.startswith(host, at):
+                normal = normal[:at] + new_host + normal[at + len(host):]
+            else:
+                u.setpart(_UPART_HOST, new_host)
+                normal = cast(str, u.getpart(_UPART_URL))
+                at = normal.rfind("@", start, _authority_end(normal, start)) + 1 or start
+    except error as exc:
+        raise ValueError("bad URL %r: %s" % (url, exc.args[1] if len(exc.args) > 1 else exc)) from None
+    if not normal.isascii():
+        raise ValueError("bad URL %r: non-ASCII characters left after encoding" % (url,))
+    end = _authority_end(normal, at)
+    colon = normal.rfind(":", at, end)
+    port = int(normal[colon + 1:end]) if colon > normal.rfind("]", at, end) else None
+    return normal, (normal[:start - 3], new_host, port)
+
+
+def _authority_end(url: str, start: int) -> int:
+    end = url.find("/", start)
+    return end if end >= 0 else len(url)
+
+
+def _escape(m: "re.Match[str]") -> str:
+    return _ESCAPES[m.group()]
+
+
+def _encode_userinfo(u: CurlUrl) -> str:
+    """The URL of ``u`` once libcurl has percent-encoded the non-ASCII user
+    name, password or options (it encodes the path and the query only when
+    it parses a whole URL)."""
+    for part in _USERINFO:
+        value = u.getpart(part, _U_URLDECODE)
+        if value is not None and not value.isascii():
+            u.setpart(part, value.encode("utf-8", "surrogateescape"), _U_URLENCODE)
+    return cast(str, u.getpart(_UPART_URL))
+
+
+def _idna(u: CurlUrl, host: str, url: str) -> str:
+    """The ASCII (punycode) form of the non-ASCII host of ``u``: libcurl's
+    (libidn2, IDNA 2008) when it has IDN support, else Python's codec."""
+    if _U_PUNYCODE:
+        try:
+            return cast(str, u.getpart(_UPART_HOST, _U_PUNYCODE)).lower()
+        except error:
+            pass  # this libcurl has no IDN support, or refuses this name
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError("bad host name in URL %r" % (url,)) from None
+
+
+def _resolve(base: str, location: bytes) -> str:
+    """``location`` (the raw value of a Location header) made absolute
+    against ``base``, as libcurl resolves it when it follows the redirect;
+    decoded as latin-1 if it does not parse."""
+    u = _curl_url()
+    try:
+        u.setpart(_UPART_URL, base.encode("ascii"), _PARSE_FLAGS)
+        u.setpart(_UPART_URL, location, _REDIRECT_FLAGS)
+        return cast(str, u.getpart(_UPART_URL))
+    except (error, ValueError, UnicodeError):
+        return location.decode("latin-1")
 
 
 _HostKey = Tuple[str, Optional[str], Optional[int]]
@@ -195,29 +277,42 @@ _HostKey = Tuple[str, Optional[str], Optional[int]]
 
 def _host_key(url: str) -> _HostKey:
     """(scheme, host, port) of a normalised URL: the unit of per-host limits."""
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port
+    return _parse(url)[1]
 
 
-# A URL that normalise_url() would return unchanged: lower-case http(s)
-# scheme and host, a port without leading zero, a path of characters that
-# need no escaping.
+# A URL that libcurl's URL API and normalise_url() return unchanged, the
+# common case, recognised without a call into libcurl: lower-case http(s)
+# scheme and host, a port without leading zero, a path and query of
+# characters that need no escaping.  Checked apart: the host is a name whose
+# last label starts with a letter or an IPv4 address in its usual form
+# (libcurl rewrites 127.1, 0x7f.0.0.1...), no dot segment, no empty query,
+# no bad escape.
 _PLAIN_URL = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([1-9][0-9]{0,4}))?"
                         r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)\Z")
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                   r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_PLAIN_HOSTS: Dict[str, bool] = {}  # host -> libcurl leaves it as it is (the first 10,000 seen)
 
 
 def _prepare(url: Union[str, bytes]) -> Tuple[str, _HostKey]:
-    """(normalised URL, host key); the common case without urlsplit()."""
+    """(normalised URL, host key); the common case without libcurl."""
     if type(url) is str:
         m = _PLAIN_URL.match(url)
-        if m is not None and ("%" not in url or _BAD_PERCENT.search(url) is None):
-            port = m.group(3)
-            if port is None:
-                return url, (m.group(1), m.group(2), None)
-            if int(port) <= 65535:
-                return url, (m.group(1), m.group(2), int(port))
-    url = normalise_url(url)
-    return url, _host_key(url)
+        if m is not None and "/." not in url and url[-1] != "?" and (
+                "%" not in url or _BAD_PERCENT.search(url) is None):
+            host = m.group(2)
+            plain = _PLAIN_HOSTS.get(host)
+            if plain is None:
+                plain = host[host.rfind(".") + 1].isalpha() or _IPV4.fullmatch(host) is not None
+                if len(_PLAIN_HOSTS) < 10000:
+                    _PLAIN_HOSTS[host] = plain
+            if plain:
+                port = m.group(3)
+                if port is None:
+                    return url, (m.group(1), host, None)
+                if int(port) <= 65535:
+                    return url, (m.group(1), host, int(port))
+    return _parse(url)
 
 
 # -- responses ---------------------------------------------------------------------
@@ -477,9 +572,9 @@ def _head_and_history(lines: Iterable[bytes], url: str) -> Tuple[int, str, str, 
         location = None
         for raw in block:
             if raw[:9].lower() == b"location:":
-                location = raw[9:].decode("latin-1").strip()
+                location = raw[9:].strip()
                 break
-        nxt = urljoin(current, location) if location else current
+        nxt = _resolve(current, location) if location else current
         history.append(Redirect(status, current, nxt))
         current = nxt
     (status, reason, version), block = blocks[-1]
@@ -508,6 +603,7 @@ def _retry_after(headers: Headers, now: Optional[float] = None) -> Optional[floa
 _WRITEDATA = _C["WRITEDATA"]
 _WRITEFUNCTION = _C["WRITEFUNCTION"]
 _URL = _C["URL"]
+_PIPEWAIT = _C["PIPEWAIT"]
 _HTTPHEADER = _C["HTTPHEADER"]
 _CUSTOMREQUEST = _C["CUSTOMREQUEST"]
 _POSTFIELDS = _C["POSTFIELDS"]
@@ -528,7 +624,7 @@ _E_ABORTED_BY_CALLBACK = _C["E_ABORTED_BY_CALLBACK"]
 class _Slot(object):
     """A pooled Curl with its body buffer and header lines."""
 
-    __slots__ = ("curl", "buf", "lines", "custom", "sink")
+    __slots__ = ("curl", "buf", "lines", "custom", "sink", "pipewait")
 
     def __init__(self, curl: Curl, buf: Buffer, lines: List[bytes]) -> None:
         self.curl = curl
@@ -536,6 +632,7 @@ class _Slot(object):
         self.lines = lines
         self.custom = False   # method, body or headers differ from the session's defaults
         self.sink: Any = None      # the request's own sink during this transfer
+        self.pipewait = False      # PIPEWAIT is set on the handle
 
 
 class _Host(object):
@@ -628,7 +725,8 @@ class Session(object):
     with every request; ``user_agent``; ``cookies``: keep a cookie jar
     shared by every transfer (default True); ``proxy``: a proxy URL
     (``http://``, ``socks5h://``...); ``http2``: ``True`` (default) uses
-    HTTP/2 where a TLS server offers it, ``"always"`` also asks plain-text
+    HTTP/2 where a TLS server offers it, the concurrent requests to one host
+    multiplexed over one connection, ``"always"`` also asks plain-text
     servers to upgrade, ``False`` stays on HTTP/1.1; ``compression``
     (default True: Accept-Encoding for every encoding libcurl decodes);
     ``verify``: check TLS certificates (default True); ``timings``: read
@@ -672,6 +770,15 @@ class Session(object):
         self._multi.setopt(_C["M_MAX_HOST_CONNECTIONS"], self.per_host)
         self._multi.setopt(_C["M_MAX_TOTAL_CONNECTIONS"], limit)
         self._multi.setopt(_C["M_MAXCONNECTS"], limit)
+        # HTTP/2: transfers to one host multiplexed over one connection.  An
+        # https transfer to a host whose first connection is still in its TLS
+        # handshake waits (PIPEWAIT) to learn whether it speaks HTTP/2 rather
+        # than opening a connection of its own, so concurrent requests to an
+        # HTTP/2 server share one connection from the start.  Not for plain
+        # http: there the answer comes only with the first response.
+        self._pipewait = bool(http2)
+        if http2:
+            self._multi.setopt(_C["M_PIPELINING"], _C["PIPE_MULTIPLEX"])  # libcurl's default since 7.62
         self._free: List[_Slot] = []      # idle _Slots
         self._slots = 0
         self._hosts: Dict[_HostKey, _Host] = {}  # key -> _Host
@@ -1014,6 +1121,9 @@ class Session(object):
                 slot = self._new_slot()
             curl = slot.curl
             curl.setopt(_URL, job.url)
+            if self._pipewait and slot.pipewait is not (host.key[0] == "https"):
+                slot.pipewait = not slot.pipewait
+                curl.setopt(_PIPEWAIT, 1 if slot.pipewait else 0)
             if request.method != "GET" or request.data is not None or request.headers:
                 slot.custom = True
                 self._customise(curl, request)

@@ -11,6 +11,8 @@ keep-alive) serves:
   /redirect/N          302 to /redirect/N-1 (with ``X-Hop: N`` and a cookie
                        ``hop=N``); /redirect/0 answers 200 with ``X-Final: yes``
   /loop                302 to itself
+  /relative            302 to ``../target/café x?q=é 1`` as raw UTF-8 bytes
+                       (relative, a space and non-ASCII in the Location)
   /target/...          200, the body is the request target exactly as received
   /cookie/set          200 with ``Set-Cookie: crawl=yes``; /cookie/get echoes
                        the Cookie header
@@ -76,6 +78,10 @@ class CrawlServer(RawServer):
                 body = b"final"
         elif path == "/loop":
             status, headers = 302, [("Location", "/loop")]
+        elif path == "/relative":
+            # latin-1 text whose bytes are the UTF-8 of "café x?q=é 1" (_head encodes latin-1)
+            location = "../target/caf\u00e9 x?q=\u00e9 1".encode("utf-8").decode("latin-1")
+            status, headers = 302, [("Location", location)]
         elif path.startswith("/target/"):
             body = req.target.encode("latin-1")
         elif path == "/cookie/set":

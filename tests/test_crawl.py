@@ -3,9 +3,11 @@ servers with planted faults (crawlservers.py, servers.py)."""
 
 import asyncio
 import collections
+import concurrent.futures
 import gc
 import os
 import platform
+import re
 
 import pytest
 
@@ -13,6 +15,7 @@ import curlmulti
 from curlmulti import crawl
 from curlmulti.crawl import FetchError, Headers, Request, Session, fetch, normalise_url, transient
 
+import nginxserver
 from crawlservers import CrawlServer, GateServer, serve
 
 E = curlmulti
@@ -29,6 +32,14 @@ def gate_server():
 
 
 # -- URLs -----------------------------------------------------------------------------
+# normalise_url() is libcurl's URL API (CurlUrl): the hex digits of the escapes
+# libcurl adds are lower-case in 7.88, so escapes are compared without case.
+
+_ESC = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def upper_escapes(url):
+    return _ESC.sub(lambda m: m.group().upper(), url)
 
 
 @pytest.mark.parametrize("raw, want", [
@@ -37,33 +48,74 @@ def gate_server():
     ("HTTP://Example.COM:8080/x?y=1#frag", "http://example.com:8080/x?y=1"),
     ("http://example.com/caf\u00e9?q=\u00e9 \u00f6", "http://example.com/caf%C3%A9?q=%C3%A9%20%C3%B6"),
     ("http://b\u00fccher.de/", "http://xn--bcher-kva.de/"),
+    ("http://B\u00fcCHER.De/x", "http://xn--bcher-kva.de/x"),
+    (b"http://b\xc3\xbccher.de/caf\xc3\xa9", "http://xn--bcher-kva.de/caf%C3%A9"),
     ("http://example.com/%41%zz%", "http://example.com/%41%25zz%25"),
     ("http://[::1]:80/", "http://[::1]:80/"),
     ("http://user:p w@example.com/", "http://user:p%20w@example.com/"),
+    ("http://\u00fcser:p\u00e4ss@example.com/", "http://%C3%BCser:p%C3%A4ss@example.com/"),
+    ("http://example.com/a{b}|c^d`e\"f<g>h\\i", "http://example.com/a%7Bb%7D%7Cc%5Ed%60e%22f%3Cg%3Eh%5Ci"),
+    # what libcurl's parser does on top of the encoding
+    ("http://example.com/a/./b/../c", "http://example.com/a/c"),
+    ("http://example.com/x?", "http://example.com/x"),
+    ("http://example.com:/x", "http://example.com/x"),
+    ("http://example.com:080/x", "http://example.com:80/x"),
+    ("http://127.1/", "http://127.0.0.1/"),
+    ("http://0x7f.0.0.1:8080/", "http://127.0.0.1:8080/"),
+    ("http://example.com/caf\u00e9#fr\u00e9 x", "http://example.com/caf%C3%A9"),
 ])
 def test_normalise_url(raw, want):
-    assert normalise_url(raw) == want
+    got = normalise_url(raw)
+    assert got.isascii()
+    assert upper_escapes(got) == want
 
 
-@pytest.mark.parametrize("raw", [
-    "http://example.com/a?b=c", "https://127.0.0.1:8443/x/y.html?q=%41&r=1", "http://a.b:80/", "http://a:080/",
-    "http://A.com/", "http://a.com", "http://a.com/%zz", "http://a.com/x#f", "http://a.com:65536/", "ftp://a/b",
-    "http://a.com/caf\u00e9", "http://a.com/a b", "http://a.com/?x=1?y",
-])
-def test_fast_path_agrees_with_normalise_url(raw):
-    try:
-        want = (normalise_url(raw), crawl._host_key(normalise_url(raw)))
-    except ValueError:
-        with pytest.raises(ValueError):
-            crawl._prepare(raw)
-        return
-    assert crawl._prepare(raw) == want
+def _fast_path_cases():
+    hosts = ["a.com", "A.com", "a-b.c-d.example", "xn--bcher-kva.de", "host1", "a.b1", "localhost", "127.0.0.1",
+             "1.2.3.4", "255.255.255.255", "256.1.1.1", "127.1", "010.0.0.1", "0x7f.0.0.1", "1.2.3.4.5", "a.com.",
+             "[::1]", "b\u00fccher.de", "a..b"]
+    ports = ["", ":80", ":8080", ":080", ":0", ":65535", ":65536", ":"]
+    paths = ["", "/", "/a?b=c", "/x/y.html?q=%41&r=1", "/%zz", "/%4", "/x#f", "/caf\u00e9", "/a b", "/?x=1?y",
+             "/a/../b", "/a/./b", "/.well-known/x", "/a/..", "/a/.", "/x?", "/x?a/../b", "//x", "/~u/;p=1,2",
+             "/a:b@c!$&'()*+=", "/x?%20", "/A%2fB"]
+    for scheme in ("http", "https", "HTTP", "ftp"):
+        for host in hosts:
+            for port in ports:
+                for path in paths:
+                    yield "%s://%s%s%s" % (scheme, host, port, path)
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "http://", "http://example.com:99999/", "http://exa mple.com/"])
+def test_fast_path_agrees_with_libcurl():
+    """_prepare() skips libcurl for URLs it would return unchanged: over a
+    few thousand URLs, it returns what libcurl's URL API makes of them."""
+    fast = 0
+    for raw in _fast_path_cases():
+        try:
+            want = crawl._parse(raw)
+        except ValueError:
+            with pytest.raises(ValueError):
+                crawl._prepare(raw)
+            continue
+        assert crawl._prepare(raw) == want, raw
+        if crawl._PLAIN_URL.match(raw):
+            fast += 1
+    assert fast > 500  # the fast path did take part
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "http://", "http://example.com:99999/", "http://exa mple.com/",
+                                 "http://a.com\\x/", "file:///etc/passwd", "http://a.com/\x00", "http://a.com/\tx",
+                                 "http://[::1/"])
 def test_normalise_url_rejects(raw):
     with pytest.raises(ValueError):
         normalise_url(raw)
+
+
+def test_normalise_url_in_threads():
+    # each thread parses with a CurlUrl of its own
+    urls = ["http://h%d.example/caf\u00e9 %d" % (i, i) for i in range(200)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(normalise_url, urls))
+    assert [upper_escapes(u) for u in got] == ["http://h%d.example/caf%%C3%%A9%%20%d" % (i, i) for i in range(200)]
 
 
 def test_transient_is_the_one_classifier():
@@ -164,9 +216,28 @@ async def test_non_ascii_and_space_urls(crawl_server):
     async with Session() as s:
         r = await s.fetch(crawl_server.url("/target/caf\u00e9 au lait?q=\u00e9t\u00e9"))
         assert r.ok
-        assert r.content == b"/target/caf%C3%A9%20au%20lait?q=%C3%A9t%C3%A9"
+        assert upper_escapes(r.content.decode("ascii")) == "/target/caf%C3%A9%20au%20lait?q=%C3%A9t%C3%A9"
         r = await s.fetch(crawl_server.url("/target/already%20encoded"))
         assert r.content == b"/target/already%20encoded"
+
+
+async def test_relative_redirect_resolved_as_libcurl_does(crawl_server):
+    # Location: ../target/café x?q=é 1 (raw UTF-8, relative, a space)
+    r = await fetch(crawl_server.url("/relative"))
+    assert r.ok and [h.status for h in r.history] == [302]
+    assert r.history[0].location == r.effective_url  # resolved as libcurl did to follow it
+    assert r.effective_url.startswith(crawl_server.url("/target/caf%"))
+    path = r.content.decode("ascii").partition("?")[0]
+    assert upper_escapes(path) == "/target/caf%C3%A9%20x"
+    assert r.effective_url.endswith(r.content.decode("ascii"))
+
+
+async def test_idn_host_goes_out_as_punycode(crawl_server):
+    # CrawlServer answers an absolute-form target as a proxy would: it shows
+    # the host libcurl sent
+    r = await fetch("http://B\u00fccher.example/ok/idn", proxy=crawl_server.url)
+    assert r.ok and r.url == "http://xn--bcher-kva.example/ok/idn"
+    assert crawl_server.requests[-1].target == "http://xn--bcher-kva.example/ok/idn"
 
 
 async def test_cookies_shared_through_the_session(crawl_server):
@@ -364,6 +435,81 @@ async def test_breaking_out_stops_the_transfers(gate_server, crawl_server):
         assert s.running == 0
         r = await s.fetch(crawl_server.url("/ok/after"))  # the session still works
         assert r.ok
+
+
+# -- HTTP/2 over TLS against a real nginx (nginxserver.py) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def nginx():
+    if nginxserver.binary() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light): no HTTP/2 server to test against")
+    with nginxserver.Nginx() as server:
+        yield server
+
+
+def _trusting(nginx, **kwargs):
+    """Session/fetch keywords that trust the test CA (and only it)."""
+    kwargs.setdefault("options", {})[curlmulti.CAINFO] = nginx.ca_file
+    return kwargs
+
+
+def test_libcurl_has_http2():
+    # version_info()[4] is libcurl's feature bits; the toolkit's HTTP/2 needs nghttp2
+    assert curlmulti.version_info()[4] & curlmulti.VERSION_HTTP2, curlmulti.version
+
+
+async def test_fetch_over_tls_uses_http2(nginx):
+    r = await fetch(nginx.url("/big"), **_trusting(nginx))
+    assert r.ok and r.http_version == "2"
+    assert r.content == nginxserver.BIG and r.headers["content-encoding"] == "gzip"  # decoded
+    r = await fetch(nginx.url("/big"), http2=False, **_trusting(nginx))
+    assert r.ok and r.http_version == "1.1" and r.content == nginxserver.BIG
+
+
+async def test_certificate_is_verified(nginx):
+    # the same server, its CA not trusted: a permanent failure, not retried
+    with pytest.raises(FetchError) as info:
+        await fetch(nginx.url("/f/0"), retries=3)
+    assert info.value.code in (E.E_PEER_FAILED_VERIFICATION, getattr(E, "E_SSL_CACERT", -1))
+    assert not info.value.transient
+    # verify=False is the only way past it
+    r = await fetch(nginx.url("/f/0"), verify=False)
+    assert r.ok and r.content == b"file 0\n"
+
+
+async def test_concurrent_fetches_share_one_http2_connection(nginx):
+    n = 20
+    tag = "share-%d" % id(object())
+    async with Session(per_host=n, **_trusting(nginx)) as s:
+        rs = await asyncio.gather(*[s.fetch(nginx.url("/f/%d?%s" % (i, tag))) for i in range(n)])
+        assert [r.content for r in rs] == [b"file %d\n" % i for i in range(n)]
+        assert all(r.ok and r.http_version == "2" for r in rs)
+        # all n ran at once: the pool grows only when no handle is free
+        assert s._slots == n and len(s._free) == n
+        # libcurl's view: one connection made among the n transfers
+        handles = [slot.curl for slot in s._free]
+        assert sum(c.getinfo(curlmulti.NUM_CONNECTS) for c in handles) == 1
+        if hasattr(curlmulti, "CONN_ID"):  # libcurl 8.2+
+            ids = {c.getinfo(curlmulti.CONN_ID) for c in handles} - {-1}
+            assert len(ids) == 1, ids
+        # nginx logs a request when it is done with it, which may be just
+        # after the client has its response; it reads a new request on the
+        # connection only after that: one more round trip on it flushes the log
+        r = await s.fetch(nginx.url("/f/0?%s-flush" % tag))
+        assert r.ok and r.http_version == "2" and s._free[-1].curl.getinfo(curlmulti.NUM_CONNECTS) == 0
+    # nginx's view: the n requests came on one connection, over HTTP/2
+    rows = [row for row in nginx.requests() if row[3].endswith("?" + tag)]
+    assert sorted(row[3] for row in rows) == sorted("/f/%d?%s" % (i, tag) for i in range(n))
+    assert {row[0] for row in rows} == {rows[0][0]} and {row[1] for row in rows} == {"HTTP/2.0"}
+
+
+async def test_non_ascii_path_over_http2(nginx):
+    # the file is named "café menu.txt": nginx finds it only if the path was
+    # percent-encoded as UTF-8
+    r = await fetch(nginx.url("/" + nginxserver.NON_ASCII_NAME), **_trusting(nginx))
+    assert r.ok and r.http_version == "2" and r.content == b"non-ASCII name\n"
+    assert upper_escapes(r.url) == nginx.url("/caf%C3%A9%20menu.txt")
 
 
 async def test_session_bad_arguments():
