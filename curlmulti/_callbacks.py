@@ -267,7 +267,11 @@ def cm_write_cb(ptr: _CData, size: int, nmemb: int, userdata: _CData) -> int:
             result = _call_with_view(rec.write_cb, ptr, n)
         else:
             result = rec.write_cb(_unpack(ptr, n))
-        return n if result is None else _consumed(result, n)
+        # None, or the length as a file's write() returns it: all consumed,
+        # without a call to _consumed (the common case, once per chunk).
+        if result is None or (type(result) is int and result == n):
+            return n
+        return _consumed(result, n)
     except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
         return SIZE_MAX
@@ -286,7 +290,9 @@ def cm_header_cb(ptr: _CData, size: int, nmemb: int, userdata: _CData) -> int:
             result = _call_with_view(rec.header_cb, ptr, n)
         else:
             result = rec.header_cb(_unpack(ptr, n))
-        return n if result is None else _consumed(result, n)
+        if result is None or (type(result) is int and result == n):
+            return n
+        return _consumed(result, n)
     except BaseException as exc:
         rec.callback_failed(exc)
         return SIZE_MAX
