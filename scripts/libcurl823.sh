@@ -14,7 +14,9 @@
 # (libcurl-<hash>.so.4.8.0, that name its soname), so a libcurl.so link next
 # to it lets -lcurl find it; curlmulti._curl finds it at run time through an
 # rpath.  The wheel's sha256 is checked.  Downloading needs PyPI (pip download
-# with any Python that has pip); scripts/test.sh sources this file
+# with any Python that has pip); when it fails the script exits with status 3
+# (.ci/run then skips its 8.23 stage with a note), any other failure with 1.
+# scripts/test.sh sources this file
 # (CURLMULTI_LIBCURL=8.23) for cm_libcurl823 and cm_libcurl823_flags.
 
 # shellcheck source=scripts/_setup.sh
@@ -25,6 +27,7 @@ CM_823_LIB="$CM_823_DIR/lib"
 CM_823_INCLUDE="$CM_ROOT/tests/libcurl-new/include"
 CM_823_WHEEL=pycurl-7.49.0-cp311-cp311-manylinux_2_28_x86_64.whl
 CM_823_SHA256=6f88539845d3bb2cf2ce0ccbc1bb8b9ed9e401a0d874798aeabc5f16f0f95c4d
+CM_823_NO_DOWNLOAD=3    # the exit status when the wheel cannot be downloaded
 
 cm_libcurl823_flags() {
     echo "export CURLMULTI_CFLAGS='-I$CM_823_INCLUDE'"
@@ -55,7 +58,8 @@ cm_libcurl823() {
     cm_say "pip download pycurl==7.49.0 (manylinux_2_28_x86_64 wheel: its bundled libcurl 8.23.0)"
     "$py" -m pip download -q --only-binary :all: --no-deps --python-version 3.11 \
         --platform manylinux_2_28_x86_64 --dest "$CM_823_DIR/wheel" pycurl==7.49.0 </dev/null \
-        || cm_die "pip download of the pycurl 7.49.0 wheel failed (is PyPI reachable?)"
+        || { printf 'error: %s\n' "pip download of the pycurl 7.49.0 wheel failed (is PyPI reachable?)" >&2
+             exit "$CM_823_NO_DOWNLOAD"; }
     local whl="$CM_823_DIR/wheel/$CM_823_WHEEL"
     [ -f "$whl" ] || cm_die "pip download made no $CM_823_WHEEL"
     echo "$CM_823_SHA256  $whl" | sha256sum -c --quiet - || cm_die "$CM_823_WHEEL: unexpected sha256"
