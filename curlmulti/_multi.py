@@ -3,7 +3,7 @@
 Ownership (see ``_owner.py`` for the rules every class follows)
 -------------------------------------------------------------------
 1. A ``_MultiRecord`` owns the ``CURLM *``, the callback data libcurl's
-   SOCKETDATA/TIMERDATA point at (a handle to the record itself), the
+   SOCKETDATA/TIMERDATA/NOTIFYDATA point at (a handle to the record itself), the
    objects given to ``assign()`` and the blocklists.  The public
    ``CurlMulti`` holds the record, and the record the CurlMulti only
    weakly; the CurlMulti's finalizer tears the record down when it is
