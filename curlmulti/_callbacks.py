@@ -92,10 +92,12 @@ class _EasyOwner(_Owner, Protocol):
 
 class _MultiOwner(_Owner, Protocol):
     """A multi's record as its trampolines see it (``_multi._MultiRecord``
-    while M_SOCKETFUNCTION/M_TIMERFUNCTION are set)."""
+    while M_SOCKETFUNCTION/M_TIMERFUNCTION/M_NOTIFYFUNCTION are set)."""
 
     socket_cb: Callable[[int, int, Any, Any], object]
     timer_cb: Callable[[int], object]
+    notify_cb: Optional[Callable[[int, Any], object]]
+    handles: Dict[Any, Any]
     assigned: Dict[int, Any]
     adding: bool
     add_refused: bool
@@ -474,6 +476,28 @@ def cm_timer_cb(_m: _CData, timeout_ms: int, userdata: _CData) -> int:
     except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
     return 0
+
+
+# M_NOTIFYFUNCTION (libcurl 8.17+; installed only where the build has it).
+# libcurl ignores what it returns, and so does this: an exception is stored
+# like the socket and timer callbacks' ones, for the call that ran libcurl
+# (perform() or socket_action(), the only calls that dispatch notifications)
+# to raise.  easy_owner is the easy handle's CURLINFO_PRIVATE: the record of
+# a Curl, which is given to the callback while it is attached to this multi,
+# else None (libcurl's internal handles; M_NOTIFY_INFO_READ passes one).
+# notify_cb is None after setopt(M_NOTIFYFUNCTION, None) from inside a
+# callback, where the trampoline stays installed (see _multi.py).
+@ffi.def_extern(onerror=_onerror_for(0))
+def cm_notify_cb(userdata: _CData, notification: int, easy_owner: _CData) -> None:
+    rec: _MultiOwner = _from_handle(userdata)
+    try:
+        if _PYPY:
+            _signal_point()
+        func = rec.notify_cb
+        if func is not None:
+            func(notification, rec.handles.get(_from_handle(easy_owner)) if easy_owner else None)
+    except BaseException as exc:  # stored, re-raised by the caller
+        rec.callback_failed(exc)
 
 
 class MultiCallbackAbort(Exception):

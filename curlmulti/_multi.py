@@ -3,7 +3,7 @@
 Ownership (see ``_owner.py`` for the rules every class follows)
 -------------------------------------------------------------------
 1. A ``_MultiRecord`` owns the ``CURLM *``, the callback data libcurl's
-   SOCKETDATA/TIMERDATA point at (a handle to the record itself), the
+   SOCKETDATA/TIMERDATA/NOTIFYDATA point at (a handle to the record itself), the
    objects given to ``assign()`` and the blocklists.  The public
    ``CurlMulti`` holds the record, and the record the CurlMulti only
    weakly; the CurlMulti's finalizer tears the record down when it is
@@ -40,7 +40,8 @@ Ownership (see ``_owner.py`` for the rules every class follows)
 Errors
 ------
 libcurl return codes raise ``error(code, message)``.  An exception raised in
-``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` (or a -1 it returns) is stored on
+``M_SOCKETFUNCTION``/``M_TIMERFUNCTION`` (or a -1 it returns) or in
+``M_NOTIFYFUNCTION`` (libcurl 8.17+) is stored on
 the record and raised from the call that ran the callback as ``__cause__`` of
 ``error``; libcurl is told 0, since libcurl 7.88 does not survive a -1 from
 there (see _callbacks.py), so the transfers go on.  Exceptions in an easy handle's callbacks fail
@@ -64,6 +65,11 @@ from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned, get_ident
 
 _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
+# Multi notifications: only where the build has them (libcurl 8.17+), else
+# None, and notify_enable/notify_disable are not defined (see the end).
+_HAS_NOTIFY = bool(lib.CM_HAS_NOTIFY) and "M_NOTIFYFUNCTION" in CONSTANTS
+_M_NOTIFYFUNCTION = CONSTANTS["M_NOTIFYFUNCTION"] if _HAS_NOTIFY else None
+_NOTIFY_MAX = 0xFFFFFFFF  # the C unsigned int libcurl takes
 _RESERVED = {lib.CURLMOPT_SOCKETDATA, lib.CURLMOPT_TIMERDATA}
 _KNOWN = {v for k, v in CONSTANTS.items() if k.startswith("M_")}
 _M_ABORTED = CONSTANTS.get("E_MULTI_ABORTED_BY_CALLBACK", lib.CURLM_INTERNAL_ERROR)
@@ -102,7 +108,7 @@ class _MultiRecord(object):
     """The owner record of one ``CURLM *`` (see the module docstring)."""
 
     __slots__ = ("h", "ud", "lock", "cond", "state", "thread", "activity", "depth", "waiters",
-                 "handles", "deferred", "assigned", "closers", "socket_cb", "timer_cb",
+                 "handles", "deferred", "assigned", "closers", "socket_cb", "timer_cb", "notify_cb",
                  "callback_exc", "running", "long", "drain", "fdbuf", "keep", "adding",
                  "add_refused", "close_handles", "public", "core", "__weakref__")
 
@@ -121,6 +127,7 @@ class _MultiRecord(object):
     closers: Set[_SocketCloser]
     socket_cb: Optional[Callable[[int, int, CurlMulti, Any], object]]
     timer_cb: Optional[Callable[[int], object]]
+    notify_cb: Optional[Callable[[int, Optional[Curl]], object]]
     callback_exc: Optional[BaseException]
     running: _CData
     long: _CData
@@ -147,7 +154,7 @@ class _MultiRecord(object):
         self.deferred = []      # [easy record, Curl, close?] waiting for the stack to unwind
         self.assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
         self.closers = set()    # CLOSESOCKETFUNCTION owners of detached handles
-        self.socket_cb = self.timer_cb = None
+        self.socket_cb = self.timer_cb = self.notify_cb = None
         self.callback_exc = None
         self.running = ffi.new("int *")
         self.long = ffi.new("long *")
@@ -402,7 +409,11 @@ class _MultiRecord(object):
         self.state = CLOSED
         lib.cm_multi_set_callback(h, _M_SOCKETFUNCTION, _NULL)
         lib.cm_multi_set_callback(h, _M_TIMERFUNCTION, _NULL)
-        self.socket_cb = self.timer_cb = None
+        if _M_NOTIFYFUNCTION is not None:
+            # Before curl_multi_cleanup, which may notify while it closes
+            # the cached connections.
+            lib.cm_multi_set_callback(h, _M_NOTIFYFUNCTION, _NULL)
+        self.socket_cb = self.timer_cb = self.notify_cb = None
         handles = list(self.handles.items())
         handles += [(erec, curl) for erec, curl, _ in self.deferred
                     if erec.state is CLOSING and erec not in self.handles]
@@ -928,6 +939,20 @@ class CurlMulti(Owned):
             else:
                 rec.timer_cb = value
             return
+        if _M_NOTIFYFUNCTION is not None and option == _M_NOTIFYFUNCTION:
+            if value is not None and not callable(value):
+                raise TypeError("M_NOTIFYFUNCTION takes a callable, not %s" % type(value).__name__)
+            if value is None and rec.thread is not None:
+                # From a callback (this thread runs perform() or
+                # socket_action(): enter() let it through): libcurl calls
+                # its notify function for every queued notification without
+                # checking for NULL again, so the trampoline stays and finds
+                # notify_cb None.  Removed for libcurl by the next setopt.
+                rec.notify_cb = None
+                return
+            check_multi(lib.cm_multi_set_callback(h, option, rec.ud if value is not None else _NULL))
+            rec.notify_cb = value
+            return
         base = option - option % 10000
         if base == 0 or base == 30000:
             if isinstance(value, float) or not isinstance(value, int):
@@ -965,6 +990,38 @@ class CurlMulti(Owned):
         else:
             raise TypeError("option %d is not supported by curlmulti.CurlMulti.setopt" % option)
 
+    # -- notifications (libcurl 8.17+; removed below where the build lacks them) --
+
+    def notify_enable(self, *notifications: int) -> None:
+        """``curl_multi_notify_enable`` for each of ``notifications``
+        (``M_NOTIFY_INFO_READ``, ``M_NOTIFY_EASY_DONE``), left to right; the
+        first libcurl refuses raises ``error``, those before it stay enabled.
+        M_NOTIFYFUNCTION receives them."""
+        self._notify("notify_enable", notifications, 1)
+
+    def notify_disable(self, *notifications: int) -> None:
+        """``curl_multi_notify_disable`` for each of ``notifications``, as
+        notify_enable() does."""
+        self._notify("notify_disable", notifications, 0)
+
+    def _notify(self, method: str, notifications: Tuple[int, ...], enable: int) -> None:
+        if not notifications:
+            raise TypeError("%s() takes at least one M_NOTIFY_* constant" % method)
+        lock, h = self._locked(method)
+        try:
+            for n in notifications:
+                if isinstance(n, bool) or not isinstance(n, int):
+                    raise TypeError("%s() takes M_NOTIFY_* constants (int), not %s"
+                                    % (method, type(n).__name__))
+                code = lib.cm_multi_notify(h, n, enable) if 0 <= n <= _NOTIFY_MAX else _M_UNKNOWN_OPTION
+                if code:
+                    raise error(code, "%s(%d): %s: %d is not an M_NOTIFY_* value this libcurl knows"
+                                % (method, n, multi_strerror(code), n)
+                                if code == _M_UNKNOWN_OPTION else
+                                "%s(%d): %s" % (method, n, multi_strerror(code)))
+        finally:
+            lock.release()
+
     # -- life cycle ---------------------------------------------------------
 
     def close(self) -> None:
@@ -996,3 +1053,6 @@ def _milliseconds(timeout: float) -> int:
 
 for _name, _value in CONSTANTS.items():
     setattr(CurlMulti, _name, _value)
+if not _HAS_NOTIFY:
+    # hasattr(CurlMulti, "notify_enable") tells whether the build has them.
+    del CurlMulti.notify_enable, CurlMulti.notify_disable, CurlMulti._notify

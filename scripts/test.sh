@@ -10,6 +10,9 @@
 #   CURLMULTI_LIBCURL=8.14 bash scripts/test.sh        built against Debian's backported
 #                                                      libcurl 8.14 (scripts/libcurl814.sh),
 #                                                      in venvs of their own (.venv/libcurl-8.14/)
+#   CURLMULTI_LIBCURL=8.23 bash scripts/test.sh        built against the libcurl 8.23 of pycurl's
+#                                                      manylinux wheel (scripts/libcurl823.sh),
+#                                                      in .venv/libcurl-8.23/
 #
 # Each interpreter gets a venv under .venv/ (made once, test dependencies
 # reinstalled when pyproject.toml changes) with curlmulti built on every run
@@ -33,7 +36,13 @@ case "${CURLMULTI_LIBCURL:-}" in
         cm_libcurl814
         eval "$(cm_libcurl814_flags)"
         CM_VENVS="$CM_ROOT/.venv/libcurl-8.14" ;;
-    *) cm_die "CURLMULTI_LIBCURL=$CURLMULTI_LIBCURL: only 8.14 is known (unset: the system's libcurl)" ;;
+    8.23)
+        # shellcheck source=scripts/libcurl823.sh
+        source "$CM_ROOT/scripts/libcurl823.sh"
+        cm_libcurl823
+        eval "$(cm_libcurl823_flags)"
+        CM_VENVS="$CM_ROOT/.venv/libcurl-8.23" ;;
+    *) cm_die "CURLMULTI_LIBCURL=$CURLMULTI_LIBCURL: only 8.14 and 8.23 are known (unset: the system's libcurl)" ;;
 esac
 
 read -r -a PYTHONS <<<"${CURLMULTI_PYTHONS:-cpython pypy}"

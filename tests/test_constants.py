@@ -53,6 +53,11 @@ def test_abi_values():
 
 
 def test_unsigned_bitmasks_are_c_longs_as_in_pycurl():
+    if VERSION >= 0x081300:
+        # libcurl 8.19 masks them to 32 bits: positive in a 64-bit long.
+        assert curlmulti.HTTPAUTH_ANY == 0xFFFFFFEF
+        assert curlmulti.HTTPAUTH_ANYSAFE == 0xFFFFFFEE
+        return
     # ~CURLAUTH_DIGEST_IE and ~(BASIC | DIGEST_IE) as signed C longs.
     assert curlmulti.HTTPAUTH_ANY == -17
     assert curlmulti.HTTPAUTH_ANYSAFE == -18
@@ -79,6 +84,9 @@ def _header_tokens():
         flags = subprocess.check_output(["curl-config", "--cflags"]).decode().split()
     except (OSError, subprocess.CalledProcessError):
         flags = []
+    # scripts/test.sh exports the flags of a build against other headers
+    # (CURLMULTI_LIBCURL=8.23: the vendored ones): those first.
+    flags = os.environ.get("CURLMULTI_CFLAGS", "").split() + flags
     dirs = [f[2:] for f in flags if f.startswith("-I")]
     dirs += ["/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu", "/usr/include",
              "/usr/local/include"]
@@ -103,7 +111,8 @@ def test_absent_symbols_are_absent_names():
     if tokens is None:
         pytest.skip("the headers of the libcurl curlmulti was built against are not here")
     absent = [(name, cname) for name, cname in NAMES if cname not in tokens]
-    assert absent, "expected some pycurl names newer than these headers"
+    # pycurl 7.49's newest names are libcurl 8.17's: newer headers have them all.
+    assert absent or VERSION >= 0x081100, "expected some pycurl names newer than these headers"
     for name, cname in absent:
         assert not hasattr(curlmulti, name), (name, cname)
         assert name not in curlmulti.__all__

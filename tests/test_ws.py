@@ -8,7 +8,7 @@ import select
 import pytest
 
 import curlmulti
-from curlmulti import Curl, CurlMulti, error
+from curlmulti import Curl, error
 from fdguard import GUARD
 from wsserver import BINARY, CLOSE, PING, TEXT, WsServer
 
@@ -35,16 +35,6 @@ def test_names_exist_only_with_websockets():
         assert hasattr(Curl, name) == HAS_WS, name
     assert hasattr(curlmulti, "WsFrame") == HAS_WS
     assert ("WsFrame" in curlmulti.__all__) == HAS_WS
-
-
-def test_multi_notify_exists_only_where_libcurl_has_it():
-    # curl_multi_notify_enable is libcurl 8.17's: neither 7.88 nor 8.14 has it,
-    # and curlmulti does not wrap it yet.
-    if curlmulti.version_info()[2] >= 0x081100:
-        pytest.skip("libcurl 8.17+: notify is not wrapped yet")
-    assert not hasattr(CurlMulti, "notify_enable")
-    assert not hasattr(CurlMulti, "notify_disable")
-    assert not hasattr(curlmulti, "M_NOTIFY_INFO_READ")
 
 
 def connect(url):

@@ -109,6 +109,9 @@ NEWER = {
 # pycurl names whose C symbol the rules above would get wrong.
 ALIASES = {
     "FORM_CONTENTS": "CURLFORM_COPYCONTENTS",
+    # libcurl 8.17's notifications are not CURLMOPT_ values.
+    "M_NOTIFY_EASY_DONE": "CURLMNOTIFY_EASY_DONE",
+    "M_NOTIFY_INFO_READ": "CURLMNOTIFY_INFO_READ",
 }
 FALLBACK_PREFIXES = ["CURLOPT_", "CURLINFO_", "CURL_", "CURL"]
 

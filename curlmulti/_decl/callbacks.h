@@ -37,6 +37,9 @@ extern "Python" int cm_fnmatch_cb(void *userdata, const char *pattern, const cha
 extern "Python" int cm_socket_cb(CURL *easy, curl_socket_t s, int what, void *userdata,
                                  void *socketp);
 extern "Python" int cm_timer_cb(CURLM *multi, long timeout_ms, void *userdata);
+/* CURLMOPT_NOTIFYFUNCTION (libcurl 8.17+), through cm_notify_c in shims.c:
+ * easy_owner is the easy handle's CURLINFO_PRIVATE, or NULL. */
+extern "Python" void cm_notify_cb(void *userdata, unsigned int notification, void *easy_owner);
 
 /* CurlMimePart.data_cb: the userdata is the ffi.new_handle of the part's
  * _DataSource (_mime.py). */

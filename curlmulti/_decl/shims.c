@@ -19,6 +19,14 @@
 #define CM_HAS_HSTS (LIBCURL_VERSION_NUM >= 0x074a00)          /* 7.74.0 */
 #define CM_HAS_PREREQ (LIBCURL_VERSION_NUM >= 0x075000)        /* 7.80.0 */
 #define CM_HAS_SSH_HOSTKEY (LIBCURL_VERSION_NUM >= 0x075400)   /* 7.84.0 */
+/* Multi notifications (curl_multi_notify_enable, CURLMOPT_NOTIFYFUNCTION):
+ * 8.17.0.  CM_HAS_NOTIFY is also in the cdef (shims.h): _multi.py defines
+ * notify_enable/notify_disable only when it is 1. */
+#if defined(CURLMNOTIFY_EASY_DONE) && LIBCURL_VERSION_NUM >= 0x081100
+#define CM_HAS_NOTIFY 1
+#else
+#define CM_HAS_NOTIFY 0
+#endif
 
 /* An HSTS entry as the Python trampolines see it: libcurl's
  * struct curl_hstsentry has a bit-field, copied to and from this. */
@@ -50,6 +58,7 @@ static int cm_hstsread_cb(struct cm_hsts *, void *);
 static int cm_hstswrite_cb(struct cm_hsts *, size_t, size_t, void *);
 static int cm_socket_cb(CURL *, curl_socket_t, int, void *, void *);
 static int cm_timer_cb(CURLM *, long, void *);
+static void cm_notify_cb(void *, unsigned int, void *);
 
 #define CM_OPTTYPE_LONG CURLOPTTYPE_LONG
 #define CM_OPTTYPE_OBJECTPOINT CURLOPTTYPE_OBJECTPOINT
@@ -344,6 +353,32 @@ static CURLMcode cm_multi_setopt_ptr(CURLM *m, CURLMoption opt, const void *valu
     return curl_multi_setopt(m, opt, value);
 }
 
+#if CM_HAS_NOTIFY
+/* CURLMOPT_NOTIFYFUNCTION: the easy handle as its CURLINFO_PRIVATE (the
+ * Curl's record, or NULL for libcurl's internal handles, which is what
+ * CURLMNOTIFY_INFO_READ passes). */
+static void cm_notify_c(CURLM *m, unsigned int notification, CURL *easy, void *owner)
+{
+    void *p = NULL;
+    (void)m;
+    if (easy != NULL && notification != CURLMNOTIFY_INFO_READ
+            && curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&p) != CURLE_OK)
+        p = NULL;
+    cm_notify_cb(owner, notification, p);
+}
+#endif
+
+static CURLMcode cm_multi_notify(CURLM *m, unsigned int notification, int enable)
+{
+#if CM_HAS_NOTIFY
+    return enable ? curl_multi_notify_enable(m, notification)
+                  : curl_multi_notify_disable(m, notification);
+#else
+    (void)m; (void)notification; (void)enable;
+    return CURLM_UNKNOWN_OPTION;
+#endif
+}
+
 static CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner)
 {
     int on = owner != NULL;
@@ -355,6 +390,11 @@ static CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner)
     case CURLMOPT_TIMERFUNCTION:
         rc = curl_multi_setopt(m, opt, on ? (void *)cm_timer_cb : NULL);
         return rc ? rc : curl_multi_setopt(m, CURLMOPT_TIMERDATA, owner);
+#if CM_HAS_NOTIFY
+    case CURLMOPT_NOTIFYFUNCTION:
+        rc = curl_multi_setopt(m, opt, on ? (void *)cm_notify_c : NULL);
+        return rc ? rc : curl_multi_setopt(m, CURLMOPT_NOTIFYDATA, owner);
+#endif
     default:
         return CURLM_UNKNOWN_OPTION;
     }

@@ -35,6 +35,12 @@ CURLMcode cm_multi_setopt_long(CURLM *m, CURLMoption opt, long value);
 CURLMcode cm_multi_setopt_off_t(CURLM *m, CURLMoption opt, curl_off_t value);
 CURLMcode cm_multi_setopt_ptr(CURLM *m, CURLMoption opt, const void *value);
 CURLMcode cm_multi_set_callback(CURLM *m, CURLMoption opt, void *owner);
+/* Multi notifications: CM_HAS_NOTIFY is 1 when built against a libcurl
+ * with curl_multi_notify_enable/disable (8.17+), whose calls cm_multi_notify
+ * makes (enable != 0: enable); else it returns CURLM_UNKNOWN_OPTION and
+ * cm_multi_set_callback does not know CURLMOPT_NOTIFYFUNCTION. */
+static const int CM_HAS_NOTIFY;
+CURLMcode cm_multi_notify(CURLM *m, unsigned int notification, int enable);
 CURLcode cm_msg_result(CURLMsg *msg);
 /* Drain curl_multi_info_read: the PRIVATE pointer and result of up to cap
  * finished transfers into owners[] and codes[]; *queued gets what is left
