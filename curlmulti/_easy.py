@@ -382,12 +382,13 @@ class _EasyRecord(object):
     def __init__(self, h):
         self.h = None  # set last: if this fails, the caller frees h, not __del__
         self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
-        gate = lib.cm_easy_new(h)
-        if gate == ffi.NULL:
-            raise MemoryError("cm_easy_new failed")
+        # Memory owned by this cdata, freed only with the last reference
+        # (never by a destructor that a collected cycle could run first).
+        gate = ffi.new("struct cm_easy *")
+        lib.cm_easy_init(gate, h)
         # The C side of the record: its lock, and the idle flag the fast
         # paths read.  idle is written only under that lock.
-        self.gate = ffi.gc(gate, lib.cm_easy_free)
+        self.gate = gate
         self.lock = self.own_lock = _EasyLock(self.gate)
         self.state = IDLE
         self.thread = None
@@ -959,7 +960,7 @@ class Curl(Owned):
         rec = self._rec
         try:
             multi = rec.multi
-            if rec.state is PERFORMING or (multi is not None and multi.thread is not None):
+            if rec.state is PERFORMING or (multi is not None and multi.g.depth):
                 # This thread runs the transfer (enter() refused any other):
                 # libcurl is ours, callbacks included, with no lock held.
                 lock.release()
@@ -1004,7 +1005,7 @@ class Curl(Owned):
             lock = rec.lock
             lock.acquire()
             if rec.lock is not lock or (rec.state is not IDLE and (
-                    rec.state is not ATTACHED or rec.multi.thread is not None)):
+                    rec.state is not ATTACHED or rec.multi.g.depth)):
                 lock.release()
                 lock, h = self._enter("getinfo", mutating=False)
             else:
