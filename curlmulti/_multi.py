@@ -584,7 +584,8 @@ class CurlMulti(Owned):
                 # attached here, the mark set, curl_multi_remove_handle, gate
                 # idle again (a fast path of another thread may run from then
                 # on: libcurl no longer has the handle), the mark cleared.
-                code = _mremove(rec.g, erec.gate)
+                g = rec.g
+                code = _mremove(g, erec.gate)
                 if code != _BUSY and code != _NOTHERE:
                     try:  # the lock is held
                         del rec.handles[erec]  # unlink() written out: a hot path
@@ -597,7 +598,7 @@ class CurlMulti(Owned):
                         if code or rec.callback_exc is not None or rec.deferred:
                             rec.settle(code)
                     finally:
-                        rec.lock.release()
+                        _munlock(g)
                     return
         lock = rec.lock
         lock.acquire()
@@ -681,23 +682,27 @@ class CurlMulti(Owned):
                   ) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]:
         """``curl_multi_info_read`` -> ``(queued, ok_list, err_list)``; the
         error entries are ``(curl, code, message)``."""
-        if max_objects is None:
-            max_objects = _INT_MAX
-        elif type(max_objects) is not int and not isinstance(max_objects, int):
-            raise TypeError("info_read() takes an int, not %s" % type(max_objects).__name__)
-        elif max_objects <= 0:
-            raise misuse("argument to info_read must be greater than zero")
         rec = self._rec
         drain = rec.drain
         if drain is None:
             drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
                                  ffi.new("int *"))
         owners, codes, queued = drain
-        cap = _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects
+        if max_objects is None:
+            max_objects = _INT_MAX
+            cap = _DRAIN_CAP
+        elif type(max_objects) is not int and not isinstance(max_objects, int):
+            raise TypeError("info_read() takes an int, not %s" % type(max_objects).__name__)
+        elif max_objects <= 0:
+            raise misuse("argument to info_read must be greater than zero")
+        else:
+            cap = _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects
         # The common case in one C call: the lock taken, the multi idle (or
         # this thread in one of its calls), the queue drained; the lock
         # released again if nothing was there.
         n = _minfo(rec.g, owners, codes, cap, queued)
+        if not n:
+            return queued[0], [], []
         lock = rec.lock
         if n == _BUSY:
             lock.acquire()
@@ -709,8 +714,6 @@ class CurlMulti(Owned):
             except BaseException:
                 lock.release()
                 raise
-        elif not n:
-            return queued[0], [], []
         try:  # the lock is held: the handles live while they are looked up
             handles = rec.handles
             ok, failed = [], []
