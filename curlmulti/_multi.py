@@ -17,16 +17,21 @@ Ownership (see ``_owner.py`` for the rules every class follows)
    record back to its own lock last.
 3. libcurl forbids removing or cleaning up an easy handle while one of this
    multi's calls is on the stack (its callbacks run inside those calls).
-   ``depth`` counts such calls in ``thread``; while it is non-zero,
+   The busy mark (``struct cm_multi`` in _decl/multigate.c: the owner
+   thread, ``depth``, ``activity``) counts such calls; while it is set,
    detaches and closes asked for by callbacks are queued in ``deferred``
    (a closed Curl reads as closed at once) and carried out as soon as the
    outermost call returns.
 4. Threads: ``perform``, ``socket_action``, ``socket_all`` and the waits
-   (``select``, ``poll``, ``wait``) run without the lock, with ``thread`` set.
+   (``select``, ``poll``, ``wait``) run without the lock, with the mark set.
    Another thread's call is then refused with ``error`` (as pycurl refuses
    calls during ``multi_perform``), except during a wait: there it wakes the
    wait (``curl_multi_wakeup``) and runs once it has returned.  Short calls
    (``add_handle``, ``setopt``, ``info_read``, ...) run under the lock.
+   The lock and the mark live in C: the hot calls take the lock, check,
+   mark, call libcurl and clear the mark in one C call (multigate.c), and
+   fall back to the Python path (``enter``, ``long_call``) when that C call
+   answers CM_MBUSY.
 5. A connection outlives the transfer that opened it in the multi's
    connection cache, and libcurl calls the CLOSESOCKETFUNCTION of the Curl
    that opened it when it finally closes it, possibly at
