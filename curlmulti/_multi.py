@@ -88,7 +88,7 @@ _CLOSED = "CurlMulti object"
 # The record's lock and busy mark (struct cm_multi, multigate.c).
 _BUSY = lib.CM_MBUSY        # a fast path's "not now": take the slow path
 _NOTHERE = lib.CM_MNOTHERE  # cm_multi_remove: not attached to this multi
-_SLICE_MS = 25  # a blocked wait returns to Python this often (signals: Ctrl-C)
+_SLICE_MS = 10  # a blocked wait returns to Python this often (signals: Ctrl-C)
 _mlock = lib.cm_multi_lock
 _munlock = lib.cm_multi_unlock
 _menter = lib.cm_multi_enter
