@@ -15,6 +15,9 @@ fragment per libcurl area, read in this order:
                (C in shims.c and sinks.c)
   eventcore.h  the native event core: libcurl's socket and timer
                callbacks in C over an epoll set (C in eventcore.c)
+  multigate.h  the lock and busy mark of a CurlMulti's record, and the
+               hot multi calls that check, mark and call libcurl in one
+               C call (C in multigate.c)
   callbacks.h  every extern "Python" trampoline (Python in _callbacks.py)
   version.h    CM_BUILD_VERSION, the package version this module is built
                from (curlmulti/_version.py), checked at import
@@ -47,7 +50,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 DECL = os.path.join(HERE, "curlmulti", "_decl")
 FRAGMENTS = ["types.h", "easy.h", "multi.h", "share.h", "url.h", "mime.h", "ws.h", "shims.h",
-             "eventcore.h", "callbacks.h", "version.h"]
+             "eventcore.h", "multigate.h", "callbacks.h", "version.h"]
 MISSING = (
     "libcurl's development files were not found.  Install them "
     "(Debian/Ubuntu: apt-get install libcurl4-openssl-dev; Fedora: "
@@ -146,7 +149,8 @@ def make_ffibuilder():
         "curlmulti._curl",
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
-        + _read("shims.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c"),
+        + _read("shims.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c")
+        + _read("multigate.c"),
         define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),

@@ -439,12 +439,13 @@ class _EasyRecord(object):
     def __init__(self, h: _CData) -> None:
         self.h = None  # set last: if this fails, the caller frees h, not __del__
         self.udp = ffi.NULL  # set by Curl._adopt: the Curl holds the owning handle
-        gate = lib.cm_easy_new(h)
-        if gate == ffi.NULL:
-            raise MemoryError("cm_easy_new failed")
+        # Memory owned by this cdata, freed only with the last reference
+        # (never by a destructor that a collected cycle could run first).
+        gate = ffi.new("struct cm_easy *")
+        lib.cm_easy_init(gate, h)
         # The C side of the record: its lock, and the idle flag the fast
         # paths read.  idle is written only under that lock.
-        self.gate = ffi.gc(gate, lib.cm_easy_free)
+        self.gate = gate
         self.lock = self.own_lock = _EasyLock(self.gate)
         self.state = IDLE
         self.thread = None
@@ -1019,7 +1020,7 @@ class Curl(Owned):
         rec = self._rec
         try:
             multi = rec.multi
-            if rec.state is PERFORMING or (multi is not None and multi.thread is not None):
+            if rec.state is PERFORMING or (multi is not None and multi.g.depth):
                 # This thread runs the transfer (enter() refused any other):
                 # libcurl is ours, callbacks included, with no lock held.
                 lock.release()
@@ -1065,7 +1066,7 @@ class Curl(Owned):
             lock.acquire()
             if rec.lock is not lock or (rec.state is not IDLE and (
                     rec.state is not ATTACHED
-                    or rec.multi.thread is not None)):  # type: ignore[union-attr]  # ATTACHED: multi is set
+                    or rec.multi.g.depth)):  # type: ignore[union-attr]  # ATTACHED: multi is set
                 lock.release()
                 lock, h = self._enter("getinfo", mutating=False)
             else:

@@ -12,7 +12,7 @@ multi's record (``handles``), as ``info_read()`` does.
 
 Ownership: the ``cm_evcore`` belongs to the ``_MultiRecord`` (``core``); the
 record's teardown resets libcurl's callbacks and then frees it.  ``run`` is
-one of the multi's long calls (``long_call``: marked busy, lock released
+one of the multi's long calls (``cm_multi_run``: marked busy, lock released
 while libcurl works), so easy-handle callbacks that run in it (write,
 header, ...) still run in Python with their exceptions stored on their
 records, and a detach or close asked for from one of them is deferred until
@@ -45,7 +45,8 @@ _CAP = 256  # finished transfers taken per C call
 _E_ABORTED = lib.CURLE_ABORTED_BY_CALLBACK
 _M_INTERNAL = lib.CURLM_INTERNAL_ERROR
 _from_handle = ffi.from_handle
-_run = lib.cm_evcore_run
+_run = lib.cm_multi_run  # cm_evcore_run as one of the multi's long calls
+_BUSY = lib.CM_MBUSY
 
 
 class EventCore(object):
@@ -96,7 +97,7 @@ def install(rec: _MultiRecord) -> EventCore:
     lock = rec.lock
     lock.acquire()
     try:
-        if rec.thread is not None:
+        if rec.g.depth:
             rec.enter("event_fileno")
         h = rec.open_handle("event_fileno")
         if rec.core is not None:
@@ -142,7 +143,16 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         return -1, pending[0], pending[1], False, True
     c = core.c
     owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
-    n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
+    # One C call: marked busy, the run, the mark cleared and the lock taken
+    # (the finished handles are looked up under it).
+    n = _run(rec.g, c, flags, owners, codes, removed, _CAP, out)
+    if n == _BUSY:
+        lock = rec.lock
+        lock.acquire()
+        try:
+            n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
+        finally:
+            lock.release()  # the level the run took is still held
     try:  # the lock is held
         ok: List[Curl] = []
         failed: List[Tuple[Curl, int, str]] = []

@@ -17,16 +17,21 @@ Ownership (see ``_owner.py`` for the rules every class follows)
    record back to its own lock last.
 3. libcurl forbids removing or cleaning up an easy handle while one of this
    multi's calls is on the stack (its callbacks run inside those calls).
-   ``depth`` counts such calls in ``thread``; while it is non-zero,
+   The busy mark (``struct cm_multi`` in _decl/multigate.c: the owner
+   thread, ``depth``, ``activity``) counts such calls; while it is set,
    detaches and closes asked for by callbacks are queued in ``deferred``
    (a closed Curl reads as closed at once) and carried out as soon as the
    outermost call returns.
 4. Threads: ``perform``, ``socket_action``, ``socket_all`` and the waits
-   (``select``, ``poll``, ``wait``) run without the lock, with ``thread`` set.
+   (``select``, ``poll``, ``wait``) run without the lock, with the mark set.
    Another thread's call is then refused with ``error`` (as pycurl refuses
    calls during ``multi_perform``), except during a wait: there it wakes the
    wait (``curl_multi_wakeup``) and runs once it has returned.  Short calls
    (``add_handle``, ``setopt``, ``info_read``, ...) run under the lock.
+   The lock and the mark live in C: the hot calls take the lock, check,
+   mark, call libcurl and clear the mark in one C call (multigate.c), and
+   fall back to the Python path (``enter``, ``long_call``) when that C call
+   answers CM_MBUSY.
 5. A connection outlives the transfer that opened it in the multi's
    connection cache, and libcurl calls the CLOSESOCKETFUNCTION of the Curl
    that opened it when it finally closes it, possibly at
@@ -51,7 +56,7 @@ from the multi call."""
 
 from __future__ import annotations
 
-import threading
+import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -61,7 +66,7 @@ from ._curl import ffi, lib
 from ._easy import Curl, _EasyRecord, _SocketCloser
 from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
                       raise_from_callback)
-from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned, get_ident
+from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned
 
 _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
@@ -83,19 +88,66 @@ _LONG_MAX = (1 << (8 * ffi.sizeof("long") - 1)) - 1
 _NULL = ffi.NULL
 _from_handle = ffi.from_handle
 _info_drain = lib.cm_multi_info_drain
-_add_handle = lib.curl_multi_add_handle
 _multi_perform = lib.curl_multi_perform
 _socket_action = lib.curl_multi_socket_action
-_remove_handle = lib.curl_multi_remove_handle
-_add_locked = lib.cm_multi_add_locked
-_remove_idle = lib.cm_multi_remove_idle
-_select = lib.cm_multi_select
-_easy_lock = lib.cm_easy_lock
-_easy_unlock = lib.cm_easy_unlock
-_set_idle = lib.cm_easy_set_idle
-_get_ident = get_ident
+_easy_detached = lib.cm_easy_detached
 _CLOSED = "CurlMulti object"
-_WAITS = ("select", "poll", "wait")
+
+# The record's lock and busy mark (struct cm_multi, multigate.c).
+_BUSY = lib.CM_MBUSY        # a fast path's "not now": take the slow path
+_NOTHERE = lib.CM_MNOTHERE  # cm_multi_remove: not attached to this multi
+_SLICE_MS = 10  # a blocked wait returns to Python this often (signals: Ctrl-C)
+_mlock = lib.cm_multi_lock
+_munlock = lib.cm_multi_unlock
+_menter = lib.cm_multi_enter
+_mbegin = lib.cm_multi_begin
+_mend = lib.cm_multi_end
+_mperform = lib.cm_multi_perform
+_msocket_action = lib.cm_multi_socket_action
+_msocket_all = lib.cm_multi_socket_all
+_mselect = lib.cm_multi_select_g
+_mpoll = lib.cm_multi_poll_g
+_minfo = lib.cm_multi_info
+_madd_begin = lib.cm_multi_add_begin
+_madd_abandon = lib.cm_multi_add_abandon
+_madd_finish = lib.cm_multi_add_finish
+_mremove = lib.cm_multi_remove
+ACT = {name: getattr(lib, "CM_ACT_" + name.upper())
+       for name in ("perform", "socket_action", "socket_all", "select", "poll", "wait",
+                    "run_ready", "add_handle", "remove_handle", "close", "pause")}
+_ACT_NAMES = {code: name for name, code in ACT.items()}
+_A_PERFORM = ACT["perform"]
+_A_REMOVE = ACT["remove_handle"]
+
+
+class _MultiLock(object):
+    """The lock of a multi's record: the recursive lock of its ``struct
+    cm_multi`` (multigate.c), which the hot calls take in the same C call
+    as their libcurl call.  ``acquire()`` waits in slices of _SLICE_MS, so
+    that a signal handler (Ctrl-C) runs while another thread holds it;
+    ``release()`` is the C call itself."""
+
+    __slots__ = ("g", "release")
+
+    g: _CData
+    release: Callable[[], None]
+
+    def __init__(self, g: _CData) -> None:
+        self.g = g
+        self.release = functools.partial(_munlock, g)
+
+    def acquire(self) -> None:
+        g = self.g
+        while _mlock(g, _SLICE_MS):
+            pass  # not free yet: a loop's back edge, where PyPy runs signal handlers
+
+    def __enter__(self) -> _MultiLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
 
 if TYPE_CHECKING:
     from ._curl import _CData
@@ -107,20 +159,16 @@ _Done = Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]
 class _MultiRecord(object):
     """The owner record of one ``CURLM *`` (see the module docstring)."""
 
-    __slots__ = ("h", "ud", "lock", "cond", "state", "thread", "activity", "depth", "waiters",
-                 "handles", "deferred", "assigned", "closers", "socket_cb", "timer_cb", "notify_cb",
-                 "callback_exc", "running", "long", "drain", "fdbuf", "keep", "adding",
-                 "add_refused", "close_handles", "public", "core", "__weakref__")
+    __slots__ = ("h", "g", "ud", "lock", "state", "handles", "deferred", "assigned", "closers",
+                 "socket_cb", "timer_cb", "notify_cb", "callback_exc", "running", "long", "drain",
+                 "fdbuf", "keep", "adding", "add_refused", "close_handles", "public", "core",
+                 "__weakref__")
 
     h: Optional[_CData]  # the CURLM *, None once cleaned up
+    g: _CData  # struct cm_multi: the lock and the busy mark (multigate.c)
     ud: Optional[_CData]
-    lock: threading.RLock
-    cond: threading.Condition
+    lock: _MultiLock
     state: str
-    thread: Optional[int]
-    activity: Optional[str]
-    depth: int
-    waiters: int
     handles: Dict[_EasyRecord, Curl]
     deferred: List[List[Any]]  # [erec, curl, closing]: a list, as closing can be raised later
     assigned: Dict[int, _CData]
@@ -141,15 +189,17 @@ class _MultiRecord(object):
     core: Optional[_eventcore.EventCore]
 
     def __init__(self, h: _CData, public: CurlMulti, close_handles: bool) -> None:
+        # The C side of the record: its lock, and the busy mark (which
+        # thread is inside one of the multi's libcurl calls, how deep, and
+        # which call; the threads waiting for a wait to end).  Memory owned
+        # by the cdata: freed with the last reference, never before a
+        # finalizer (CurlMulti.__del__ in a collected cycle) that uses it.
+        g = self.g = ffi.new("struct cm_multi *")
+        lib.cm_multi_init(g, h)
         self.h = h
         self.ud = ffi.new_handle(self)  # a cycle through the record only; broken by teardown
-        self.lock = threading.RLock()
-        self.cond = threading.Condition(self.lock)
+        self.lock = _MultiLock(self.g)
         self.state = OPEN
-        self.thread = None      # the thread inside one of this multi's libcurl calls
-        self.activity = None    # and which call it is
-        self.depth = 0
-        self.waiters = 0        # threads waiting for a wait to end
         self.handles = {}       # easy record -> Curl, in order of addition
         self.deferred = []      # [easy record, Curl, close?] waiting for the stack to unwind
         self.assigned = {}      # socket -> ffi.new_handle(object) given to libcurl
@@ -164,6 +214,27 @@ class _MultiRecord(object):
         self.public = weakref.ref(public)
         self.core = None        # the native event core, once installed (_eventcore.py)
 
+    # The busy mark, as Python reads it (written only in C).
+    @property
+    def thread(self) -> Optional[int]:
+        """A number for the thread inside one of this multi's libcurl calls
+        (on Linux its pthread id, as threading.get_ident()), else None."""
+        return self.g.ident or None
+
+    @property
+    def depth(self) -> int:
+        depth: int = self.g.depth
+        return depth
+
+    @property
+    def activity(self) -> Optional[str]:
+        return _ACT_NAMES.get(self.g.activity)
+
+    @property
+    def waiters(self) -> int:
+        waiters: int = self.g.waiters
+        return waiters
+
     def callback_failed(self, exc: BaseException) -> None:
         """Called by the trampolines (and by an attached Curl's record for
         KeyboardInterrupt/SystemExit): the first exception wins."""
@@ -172,100 +243,62 @@ class _MultiRecord(object):
 
     # -- state (under self.lock) -------------------------------------------------
 
-    def enter(self, method: str) -> bool:
+    def enter(self, method: str, is_long: bool = False) -> bool:
         """Check that ``method`` may run now: True if it is called from
         inside one of this multi's libcurl calls (a callback), False if the
         multi is idle.  A call from another thread while one runs is
-        refused; during a wait it wakes the wait and waits for it to end."""
+        refused; during a wait it wakes the wait and waits for it to end.
+        ``is_long``: a long call also lets threads that woke the last wait
+        go first.  The waiting is done in C with the lock released, in
+        slices: each turn of this loop is where a signal handler runs."""
+        g = self.g
         while True:
-            thread = self.thread
-            if thread is None:
+            r = _menter(g, is_long, _SLICE_MS)
+            if r == 0:
                 return False
-            if thread == get_ident():
+            if r == 1:
                 return True
-            if self.activity not in _WAITS:
+            if r < 0:
                 raise misuse("cannot invoke %s() - %s() is currently running in another thread"
-                             % (method, self.activity))
-            lib.curl_multi_wakeup(self.h)
-            self.waiters += 1
-            try:
-                self.cond.wait()
-            finally:
-                self.waiters -= 1
-                if not self.waiters:
-                    self.cond.notify_all()  # a long call held back for us may go
+                             % (method, _ACT_NAMES.get(-r, "perform")))
 
     def open_handle(self, method: str) -> _CData:
         if self.state is not OPEN:
             raise closed_error(_CLOSED, method)
         return self.h
 
-    def begin(self, activity: str) -> None:
-        if not self.depth:
-            self.thread = get_ident()
-            self.activity = activity
-        self.depth += 1
+    def begin(self, activity: int) -> None:
+        _mbegin(self.g, activity)
 
     def end(self) -> None:
-        self.depth -= 1
-        if not self.depth:
-            self.thread = self.activity = None
-            if self.waiters:
-                self.cond.notify_all()
+        _mend(self.g)
 
     def call_locked(self, func: Callable[..., int], *args: Any) -> int:
         """func(*args) as one of this multi's calls, under the lock (callbacks
         it runs defer what they detach); deferred work done after."""
-        self.begin("pause")
+        _mbegin(self.g, ACT["pause"])
         try:
             code = func(*args)
         finally:
-            self.end()
+            _mend(self.g)
         if self.deferred or self.callback_exc is not None:
             self.settle(0)
         return code
 
-    def long_call(self, activity: str, func: Callable[..., int], *args: Any) -> int:
-        """Run a libcurl call that may take long or run many callbacks: the
-        multi is marked busy with this thread, and the lock is released
-        meanwhile (unless an outer call of this thread holds it: then other
-        threads wait for that one).  Returns with the lock held again; the
-        caller releases it.  (begin/end written out: a hot path.)"""
-        lock = self.lock
-        lock.acquire()
-        if self.thread is not None or self.waiters or self.h is None:
-            try:
-                # Threads that woke this thread's previous wait go first: the
-                # lock is not fair, and a loop of select() and perform() would
-                # otherwise take it again before them, for ever.
-                while self.thread is None and self.waiters:
-                    self.cond.wait()
-                if self.thread is not None:
-                    self.enter(activity)  # raises, waits a wait out, or it is a callback
-                self.open_handle(activity)  # after any wait: closed meanwhile?
-            except BaseException:
-                lock.release()
-                raise
-        h = self.h
-        outer = not self.depth
-        if outer:
-            self.thread = _get_ident()
-            self.activity = activity
-        self.depth += 1
-        lock.release()
-        try:
-            code = func(h, *args)
-        except BaseException:
-            with lock:
-                self.end()
-            raise
-        lock.acquire()
-        if outer and self.depth == 1 and not self.waiters:
-            self.depth = 0
-            self.thread = self.activity = None
-        else:
-            self.end()
-        return code
+    def long_call(self, method: str, func: Callable[..., int], *args: Any) -> int:
+        """Under the lock: the slow path of a long call (a libcurl call that
+        may take long or run many callbacks), ``func(self.g, *args)``, one
+        of the C calls of multigate.c that mark the multi busy with this
+        thread, release the lock (one level) while libcurl runs, and take it
+        back and clear the mark before returning, all in C.  First refused,
+        or held back until a wait has ended, as ``enter()`` says."""
+        g = self.g
+        while True:
+            self.enter(method, True)  # raises, waits a wait out, or it is a callback
+            self.open_handle(method)  # after any wait: closed meanwhile?
+            code = func(g, *args)
+            if code != _BUSY:
+                return code
 
     def settle(self, code: int, recount: Optional[Callable[[_CData], int]] = None) -> None:
         """Under the lock, after a libcurl call of this multi returned: once
@@ -276,7 +309,7 @@ class _MultiRecord(object):
         reported, and a stale count can stall the caller's loop, so
         ``recount`` (a libcurl call that does no more than that call would)
         runs again."""
-        if self.depth:
+        if self.g.depth:
             if code:
                 raise error(code, multi_strerror(code))
             return
@@ -284,11 +317,11 @@ class _MultiRecord(object):
             self.run_deferred()
             if recount is None or code or self.callback_exc is not None or self.state is not OPEN:
                 break
-            self.begin("perform")
+            _mbegin(self.g, _A_PERFORM)
             try:
                 code = recount(self.h)
             finally:
-                self.end()
+                _mend(self.g)
         exc = self.callback_exc
         if exc is None and _callbacks.UNCLAIMED:
             exc = _callbacks.take_unclaimed()
@@ -301,29 +334,23 @@ class _MultiRecord(object):
 
     # -- attaching and detaching (under self.lock) ---------------------------------
 
-    def attach(self, erec: _EasyRecord, curl: Curl) -> None:
-        """Make erec ATTACHED to this multi (under both locks: an operation
-        under its own lock in another thread finishes first)."""
+    def refuse_attach(self, erec: _EasyRecord) -> None:
+        """Raise why erec, not idle when add_handle() looked, cannot be
+        attached (under its own lock); returns if it is idle now."""
         own = erec.own_lock
         own.acquire()
         try:
             state = erec.state
+            if state is ATTACHED:
+                if erec.multi is self:
+                    raise misuse("curl object already on this multi-stack "
+                                 "(it is already attached to this CurlMulti)")
+                raise misuse("cannot add/remove handle - curl object already on another multi-stack "
+                             "(it is attached to another CurlMulti)")
             if state is not IDLE:
-                if state is ATTACHED:
-                    if erec.multi is self:
-                        raise misuse("curl object already on this multi-stack "
-                                     "(it is already attached to this CurlMulti)")
-                    raise misuse("cannot add/remove handle - curl object already on another multi-stack "
-                                 "(it is attached to another CurlMulti)")
                 erec.enter("add_handle")  # raises: closed, or perform() running
-            erec.state = ATTACHED
-            erec.gate.idle = 0  # under own_lock: no fast path from now on
-            erec.multi = self
-            erec.lock = self.lock
-            erec.callback_error = None
         finally:
             own.release()
-        self.handles[erec] = curl
 
     def unlink(self, erec: _EasyRecord) -> None:
         """erec is no longer attached (after curl_multi_remove_handle)."""
@@ -338,8 +365,9 @@ class _MultiRecord(object):
             erec.multi = None
             erec.retired = None  # frees what the Curl replaced while attached
             erec.lock = erec.own_lock
-            if idle:
-                _set_idle(erec.gate, 1)  # the fast paths may run again
+            # No longer attached for cm_multi_remove; idle: the fast paths
+            # may run again.
+            _easy_detached(erec.gate, 1 if idle else 0)
         closers = erec.closers
         if closers:
             self.closers.update(closers)
@@ -358,6 +386,9 @@ class _MultiRecord(object):
                     break
             else:
                 self.deferred.append([erec, curl, closing])
+            # Deferred: no longer removable by cm_multi_remove (another
+            # thread's fast path), only by run_deferred.
+            _easy_detached(erec.gate, 0)
             if closing:
                 erec.state = CLOSING  # closed for Python at once; freed on unwinding
             return True
@@ -366,11 +397,11 @@ class _MultiRecord(object):
             if erec.h is not None and self.state is OPEN:
                 # Still attached for Python during the call: a callback it
                 # runs that closes this very handle is deferred like any other.
-                self.begin("remove_handle")
+                _mbegin(self.g, _A_REMOVE)
                 try:
                     code = lib.curl_multi_remove_handle(self.h, erec.h)
                 finally:
-                    self.end()
+                    _mend(self.g)
         finally:
             self.unlink(erec)
             if closing and erec.h is not None:
@@ -386,7 +417,7 @@ class _MultiRecord(object):
         """Carry out the queued detaches; callbacks they run store their
         exceptions, which the caller raises."""
         deferred = self.deferred
-        self.begin("remove_handle")
+        _mbegin(self.g, _A_REMOVE)
         try:
             while deferred:
                 erec, curl, closing = deferred.pop(0)
@@ -398,7 +429,7 @@ class _MultiRecord(object):
                     if closing and erec.h is not None:
                         erec.free(erec.take_handle())
         finally:
-            self.end()
+            _mend(self.g)
 
     # -- the end ---------------------------------------------------------------
 
@@ -406,6 +437,7 @@ class _MultiRecord(object):
         """Under the lock: remove every handle, free the multi; returns the
         Curls to close (with close_handles)."""
         h, self.h = self.h, None
+        lib.cm_multi_close(self.g)  # the fast paths see a closed multi from now on
         self.state = CLOSED
         lib.cm_multi_set_callback(h, _M_SOCKETFUNCTION, _NULL)
         lib.cm_multi_set_callback(h, _M_TIMERFUNCTION, _NULL)
@@ -417,14 +449,14 @@ class _MultiRecord(object):
         handles = list(self.handles.items())
         handles += [(erec, curl) for erec, curl, _ in self.deferred
                     if erec.state is CLOSING and erec not in self.handles]
-        self.begin("close")
+        _mbegin(self.g, ACT["close"])
         try:
             for erec, _ in handles:
                 if erec.h is not None:
                     lib.curl_multi_remove_handle(h, erec.h)
             lib.curl_multi_cleanup(h)
         finally:
-            self.end()
+            _mend(self.g)
             for erec, _ in handles:
                 self.unlink(erec)
             self.run_deferred()  # the closes requested meanwhile; the multi is gone
@@ -453,7 +485,7 @@ def _close(rec: _MultiRecord, refuse_in_callback: bool) -> None:
     try:
         if rec.state is not OPEN:
             return
-        if refuse_in_callback and rec.thread is not None and rec.enter("close"):
+        if refuse_in_callback and rec.g.depth and rec.enter("close"):
             raise misuse("cannot invoke close() - perform() or socket_action() is running")
         curls = rec.teardown()
     finally:
@@ -500,13 +532,13 @@ class CurlMulti(Owned):
             raise TypeError("'in <CurlMulti>' requires a Curl, not %s" % type(curl).__name__)
         return curl._rec in self._rec.handles
 
-    def _locked(self, method: str) -> Tuple[threading.RLock, _CData]:
+    def _locked(self, method: str) -> Tuple[_MultiLock, _CData]:
         """Acquire the lock and check: (lock, CURLM *).  The caller releases."""
         rec = self._rec
         lock = rec.lock
         lock.acquire()
         try:
-            if rec.thread is not None:
+            if rec.g.depth:
                 rec.enter(method)
             return lock, rec.open_handle(method)  # after any wait: closed meanwhile?
         except BaseException:
@@ -518,111 +550,126 @@ class CurlMulti(Owned):
     def add_handle(self, curl: Curl) -> None:
         """Attach an easy handle; the multi keeps it alive until removed."""
         rec = self._rec
+        g = rec.g
         lock = rec.lock
-        lock.acquire()
-        try:
-            h = rec.h
-            if rec.thread is not None or h is None:
-                rec.enter("add_handle")
-                h = rec.open_handle("add_handle")  # after any wait: closed meanwhile?
-            if type(curl) is not Curl and not isinstance(curl, Curl):
-                raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
-            erec = curl._rec
-            if erec is None:
-                raise closed_error("Curl object", "add_handle")
-            # One of this multi's calls (begin/end written out: a hot path).
-            outer = not rec.depth
-            if outer:
-                rec.thread = _get_ident()
-                rec.activity = "add_handle"
-            rec.depth += 1
-            rec.adding = True
+        erec = curl._rec if type(curl) is Curl or isinstance(curl, Curl) else None
+        held = False  # this call took the lock itself (the slow path)
+        gate = erec.gate if erec is not None else None
+        if gate is None or _madd_begin(g, gate):
+            # The slow path: the multi busy (or closed), its lock taken by
+            # another thread, or a bad argument; checked in pycurl's order.
+            lock.acquire()
+            held = True
             try:
+                if g.depth:
+                    rec.enter("add_handle")
+                rec.open_handle("add_handle")  # after any wait: closed meanwhile?
+                if type(curl) is not Curl and not isinstance(curl, Curl):
+                    raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
+                erec = curl._rec
+                if erec is None:
+                    raise closed_error("Curl object", "add_handle")
+                gate = erec.gate
+                if _madd_begin(g, gate):  # idle or ours, and held: cannot be refused
+                    raise error(lib.CURLM_INTERNAL_ERROR, "add_handle(): the multi's state changed")
+            except BaseException:
+                lock.release()
+                raise
+        # Now: the lock held (one more level), the multi marked busy with
+        # this thread (add_handle) and the handle's own mutex held, until
+        # _madd_finish or _madd_abandon (which is a no-op once either ran,
+        # so the handler below is safe wherever an exception lands).
+        try:
+            try:
+                if erec.state is not IDLE:
+                    _madd_abandon(g, gate)
+                    rec.refuse_attach(erec)  # raises why not
+                    return self.add_handle(curl)  # idle now (detached meanwhile): once more
                 # Attached for Python before libcurl runs the timer callback,
                 # so that a close() from there is deferred, not done under
                 # libcurl.
-                gate = erec.gate
-                _easy_lock(gate)  # its own lock (the C mutex of _EasyLock)
-                if erec.state is IDLE:  # attach() written out: a hot path
-                    erec.state = ATTACHED
-                    erec.multi = rec
-                    erec.lock = lock
-                    erec.callback_error = None
-                    rec.handles[erec] = curl
-                    # Clears gate.idle, releases the own lock, then adds.
-                    code = _add_locked(h, gate)
-                else:
-                    _easy_unlock(gate)
-                    rec.attach(erec, curl)  # raises why not
-                    code = _add_handle(h, erec.h)
+                erec.state = ATTACHED
+                erec.multi = rec
+                erec.lock = lock
+                erec.callback_error = None
+                rec.handles[erec] = curl
+                rec.adding = True
+                # gate.idle cleared, its mutex released, curl_multi_add_handle,
+                # the mark and the lock's level released.
+                code = _madd_finish(g, gate)
+            except BaseException:
+                if _madd_abandon(g, gate):  # stopped before libcurl was called
+                    rec.handles.pop(erec, None)
+                    if erec.multi is rec:
+                        erec.state = IDLE
+                        erec.multi = None
+                        erec.lock = erec.own_lock
+                raise
             finally:
                 rec.adding = False
-                if outer and rec.depth == 1 and not rec.waiters:
-                    rec.depth = 0
-                    rec.thread = rec.activity = None
-                else:
-                    rec.end()
-            if code:
-                # Refused before libcurl linked it (the timer callback never
-                # fails an add: see _callbacks.cm_timer_cb).
-                rec.unlink(erec)
-                rec.settle(code)
-            elif rec.add_refused or rec.callback_exc is not None:
-                # The timer callback failed: undo the add, then raise.
-                rec.add_refused = False
-                rec.detach(erec, curl, False, "add_handle")
-                rec.settle(_M_ABORTED)  # raises the callback's exception
-                raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
-            elif rec.deferred:
-                rec.settle(0)
+            if code or rec.add_refused or rec.callback_exc is not None or rec.deferred:
+                lock.acquire()
+                try:
+                    if code:
+                        # Refused before libcurl linked it (the timer callback
+                        # never fails an add: see _callbacks.cm_timer_cb).
+                        rec.unlink(erec)
+                        rec.settle(code)
+                    if rec.add_refused or rec.callback_exc is not None:
+                        # The timer callback failed: undo the add, then raise.
+                        rec.add_refused = False
+                        rec.detach(erec, curl, False, "add_handle")
+                        rec.settle(_M_ABORTED)  # raises the callback's exception
+                        raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
+                    rec.settle(0)
+                finally:
+                    lock.release()
         finally:
-            lock.release()
+            if held:
+                lock.release()
 
     def remove_handle(self, curl: Curl) -> None:
         """Detach an easy handle (it stays open).  A closed Curl has already
         been detached, so removing it does nothing, as in pycurl."""
         rec = self._rec
+        if type(curl) is Curl and not rec.deferred:
+            erec = curl._rec
+            if erec is not None:
+                # The common case, detach() with no deferral, no close and the
+                # multi idle, in one C call: the lock taken, erec checked to be
+                # attached here, the mark set, curl_multi_remove_handle, gate
+                # idle again (a fast path of another thread may run from then
+                # on: libcurl no longer has the handle), the mark cleared.
+                g = rec.g
+                code = _mremove(g, erec.gate)
+                if code != _BUSY and code != _NOTHERE:
+                    try:  # the lock is held
+                        del rec.handles[erec]  # unlink() written out: a hot path
+                        erec.state = IDLE
+                        erec.multi = None
+                        erec.retired = None
+                        erec.lock = erec.own_lock
+                        if erec.closers:
+                            rec.closers.update(erec.closers)
+                        if code or rec.callback_exc is not None or rec.deferred:
+                            rec.settle(code)
+                    finally:
+                        _munlock(g)
+                    return
         lock = rec.lock
         lock.acquire()
         try:
-            h = rec.h
-            if rec.thread is not None or h is None:
+            if rec.g.depth:
                 rec.enter("remove_handle")
-                h = rec.open_handle("remove_handle")  # after any wait: closed meanwhile?
+            rec.open_handle("remove_handle")  # after any wait: closed meanwhile?
             if type(curl) is not Curl and not isinstance(curl, Curl):
                 raise TypeError("remove_handle() takes a Curl, not %s" % type(curl).__name__)
             erec = curl._rec
-            handles = rec.handles
-            if erec not in handles:
+            if erec not in rec.handles:
                 if curl.closed:
                     return
                 raise misuse("curl object not on this multi-stack (it is not attached to this CurlMulti)")
-            if rec.depth or rec.deferred or rec.thread is not None:
-                rec.detach(erec, curl, False, "remove_handle")
-                return
-            # The common case, detach() with no deferral, no close and the
-            # multi idle, written out (a hot path).
-            rec.thread = _get_ident()
-            rec.activity = "remove_handle"
-            rec.depth = 1
-            try:
-                # Removed, then gate.idle set (a fast path of another thread
-                # may run from then on: libcurl no longer has the handle).
-                code = _remove_idle(h, erec.gate)
-            finally:
-                rec.depth = 0
-                rec.thread = rec.activity = None
-                if rec.waiters:
-                    rec.cond.notify_all()
-                del handles[erec]  # unlink() written out: a hot path
-                erec.state = IDLE
-                erec.multi = None
-                erec.retired = None
-                erec.lock = erec.own_lock
-                if erec.closers:
-                    rec.closers.update(erec.closers)
-            if code or rec.callback_exc is not None or rec.deferred:
-                rec.settle(code)
+            rec.detach(erec, curl, False, "remove_handle")
         finally:
             lock.release()
 
@@ -631,118 +678,101 @@ class CurlMulti(Owned):
     def perform(self) -> Tuple[int, int]:
         """``curl_multi_perform`` -> ``(0, running)``; raises on any error."""
         rec = self._rec
+        # The common case in one C call: the multi idle (or this thread in
+        # one of its calls), marked busy, curl_multi_perform, the mark
+        # cleared; no Python runs between the call and the clearing.
+        code = _mperform(rec.g, rec.running)
+        if code == _BUSY:
+            return self._long("perform", _mperform, _perform_again(rec), rec.running)
+        if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+            lock = rec.lock
+            lock.acquire()
+            try:
+                rec.settle(code, _perform_again(rec))
+            finally:
+                lock.release()
+        return 0, rec.running[0]
+
+    def _long(self, method: str, func: Callable[..., int],
+              recount: Optional[Callable[[_CData], int]], *args: Any) -> Tuple[int, int]:
+        """The slow path of perform(), socket_action(), socket_all()."""
+        rec = self._rec
         lock = rec.lock
         lock.acquire()
-        if rec.thread is None and not rec.waiters and rec.h is not None:
-            # The common case: the multi idle.  Marked busy under the lock,
-            # the mark cleared without it: nobody waits for a perform (another
-            # thread's call is refused), so there is no one to notify.
-            h = rec.h
-            rec.thread = _get_ident()
-            rec.activity = "perform"
-            rec.depth = 1
-            lock.release()
-            try:
-                code = _multi_perform(h, rec.running)
-            finally:
-                rec.depth = 0
-                rec.thread = rec.activity = None
-            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                lock.acquire()
-                try:
-                    rec.settle(code, _perform_again(rec))
-                finally:
-                    lock.release()
-            return 0, rec.running[0]
-        lock.release()
-        code = rec.long_call("perform", _multi_perform, rec.running)
         try:
+            code = rec.long_call(method, func, *args)
             if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                rec.settle(code, _perform_again(rec))
-            return 0, rec.running[0]
+                rec.settle(code, recount)
+            running: int = rec.running[0]
+            return 0, running
         finally:
             lock.release()
 
     def socket_action(self, sockfd: int, ev_bitmask: int) -> Tuple[int, int]:
         """``curl_multi_socket_action`` -> ``(0, running)``."""
         rec = self._rec
-        lock = rec.lock
-        lock.acquire()
-        if rec.thread is None and not rec.waiters and rec.h is not None:
-            # As in perform(): the common case written out.  (A shared helper
-            # for both was tried: one more Python call cost 1.7k instructions
-            # a call, and the asyncio driver calls this several times a transfer.)
-            h = rec.h
-            rec.thread = _get_ident()
-            rec.activity = "socket_action"
-            rec.depth = 1
-            lock.release()
-            try:
-                code = _socket_action(h, sockfd, ev_bitmask, rec.running)
-            except OverflowError:
-                raise ValueError("socket_action(): sockfd and ev_bitmask must fit in a C int") from None
-            finally:
-                rec.depth = 0
-                rec.thread = rec.activity = None
-            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                lock.acquire()
-                try:
-                    rec.settle(code, _timeout_again(rec))
-                finally:
-                    lock.release()
-            return 0, rec.running[0]
-        lock.release()
         try:
-            code = rec.long_call("socket_action", _socket_action, sockfd, ev_bitmask, rec.running)
+            # As in perform(): the common case in one C call.
+            code = _msocket_action(rec.g, sockfd, ev_bitmask, rec.running)
         except OverflowError:
             raise ValueError("socket_action(): sockfd and ev_bitmask must fit in a C int") from None
-        try:
-            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+        if code == _BUSY:
+            return self._long("socket_action", _msocket_action, _timeout_again(rec),
+                              sockfd, ev_bitmask, rec.running)
+        if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
+            lock = rec.lock
+            lock.acquire()
+            try:
                 rec.settle(code, _timeout_again(rec))
-            return 0, rec.running[0]
-        finally:
-            lock.release()
+            finally:
+                lock.release()
+        return 0, rec.running[0]
 
     def socket_all(self) -> Tuple[int, int]:
         """``curl_multi_socket_all`` -> ``(0, running)``.  Deprecated (as in
         pycurl): use socket_action()."""
         _deprecations.warn("socket_all is deprecated; use socket_action")
         rec = self._rec
-        code = rec.long_call("socket_all", lib.curl_multi_socket_all, rec.running)
-        try:
-            if code or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
-                rec.settle(code, lambda h: lib.curl_multi_socket_all(h, rec.running))
-            return 0, rec.running[0]
-        finally:
-            rec.lock.release()
+        return self._long("socket_all", _msocket_all,
+                          lambda h: lib.curl_multi_socket_all(h, rec.running), rec.running)
 
     def info_read(self, max_objects: Optional[int] = None
                   ) -> Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]:
         """``curl_multi_info_read`` -> ``(queued, ok_list, err_list)``; the
         error entries are ``(curl, code, message)``."""
+        rec = self._rec
+        drain = rec.drain
+        if drain is None:
+            drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
+                                 ffi.new("int *"))
+        owners, codes, queued = drain
         if max_objects is None:
             max_objects = _INT_MAX
+            cap = _DRAIN_CAP
         elif type(max_objects) is not int and not isinstance(max_objects, int):
             raise TypeError("info_read() takes an int, not %s" % type(max_objects).__name__)
         elif max_objects <= 0:
             raise misuse("argument to info_read must be greater than zero")
-        rec = self._rec
+        else:
+            cap = _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects
+        # The common case in one C call: the lock taken, the multi idle (or
+        # this thread in one of its calls), the queue drained; the lock
+        # released again if nothing was there.
+        n = _minfo(rec.g, owners, codes, cap, queued)
+        if not n:
+            return queued[0], [], []
         lock = rec.lock
-        lock.acquire()
-        try:
-            h = rec.h
-            if rec.thread is not None or h is None:  # _locked() written out: a hot path
-                rec.enter("info_read")
+        if n == _BUSY:
+            lock.acquire()
+            try:
+                if rec.g.depth:
+                    rec.enter("info_read")
                 h = rec.open_handle("info_read")  # after any wait: closed meanwhile?
-            drain = rec.drain
-            if drain is None:
-                drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
-                                     ffi.new("int *"))
-            owners, codes, queued = drain
-            n = _info_drain(h, owners, codes, _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects,
-                            queued)
-            if not n:
-                return queued[0], [], []
+                n = _info_drain(h, owners, codes, cap, queued)
+            except BaseException:
+                lock.release()
+                raise
+        try:  # the lock is held: the handles live while they are looked up
             handles = rec.handles
             ok, failed = [], []
             while True:
@@ -760,7 +790,7 @@ class CurlMulti(Owned):
                 max_objects -= n
                 if n < _DRAIN_CAP or not max_objects or not queued[0]:
                     return queued[0], ok, failed
-                n = _info_drain(h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
+                n = _info_drain(rec.h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
         finally:
             lock.release()
 
@@ -811,30 +841,46 @@ class CurlMulti(Owned):
         it early."""
         ms = _milliseconds(timeout)
         rec = self._rec
-        n: int = rec.long_call("select", _select, ms)
-        rec.lock.release()
+        # One C call: marked busy, curl_multi_poll and the timer check, the
+        # mark cleared (no Python between the wait and the clearing, where a
+        # signal could leave the multi marked busy).
+        n: int = _mselect(rec.g, ms)
+        if n == _BUSY:
+            lock = rec.lock
+            lock.acquire()
+            try:
+                n = rec.long_call("select", _mselect, ms)
+            finally:
+                lock.release()
         if n < 0:
             check_multi(-n)
         return n
 
     def wait(self, timeout_ms: int = 1000) -> int:
         """``curl_multi_wait``: the number of descriptors with activity."""
-        return self._poll("wait", lib.curl_multi_wait, timeout_ms)
+        return self._poll("wait", 1, timeout_ms)
 
     def poll(self, timeout_ms: int = 1000) -> int:
         """``curl_multi_poll``: like wait(), but sleeps even with no sockets and
         can be woken early by wakeup()."""
-        return self._poll("poll", lib.curl_multi_poll, timeout_ms)
+        return self._poll("poll", 0, timeout_ms)
 
-    def _poll(self, method: str, func: Callable[..., int], timeout_ms: int) -> int:
+    def _poll(self, method: str, wait: int, timeout_ms: int) -> int:
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
             raise TypeError("timeout must be an int number of milliseconds")
         if timeout_ms < 0:
             raise ValueError("timeout must not be negative")
         out = ffi.new("int *")  # per call: poll() may run in several threads
         rec = self._rec
-        code = rec.long_call(method, func, _NULL, 0, min(timeout_ms, _INT_MAX), out)
-        rec.lock.release()
+        timeout_ms = min(timeout_ms, _INT_MAX)
+        code = _mpoll(rec.g, wait, timeout_ms, out)
+        if code == _BUSY:
+            lock = rec.lock
+            lock.acquire()
+            try:
+                code = rec.long_call(method, _mpoll, wait, timeout_ms, out)
+            finally:
+                lock.release()
         check_multi(code)
         count: int = out[0]
         return count

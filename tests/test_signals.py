@@ -3,7 +3,9 @@
 download, stops the program promptly, every time, with the
 ``KeyboardInterrupt`` raised by the call that ran libcurl (never "Exception
 ignored from cffi callback", never a transfer that fails with error 23 and
-goes on).
+goes on).  Mode ``waiting``: a ``CurlMulti.perform()`` that waits for the
+multi's lock, held by another thread's callback, is interrupted as promptly
+and leaves the multi idle.
 
 Each mode runs in a subprocess of the same interpreter with its own
 trickling server (a thread sending 1 KB every 2 ms for ever), one warm-up
@@ -21,7 +23,7 @@ import time
 
 TRIES = 20
 LIMIT_MS = 100.0
-MODES = ("perform", "multi", "async")
+MODES = ("perform", "multi", "async", "waiting")
 
 
 def trickle_server():
@@ -53,7 +55,40 @@ def trickle_server():
     return "http://127.0.0.1:%d/" % ls.getsockname()[1]
 
 
+def wait_for_the_lock(pycurl, url, written):
+    """The main thread's CurlMulti.perform() waits for the multi's lock, which
+    another thread holds while its add_handle() runs the timer callback."""
+    m = pycurl.CurlMulti()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def on_timer(ms):
+        inside.set()
+        release.wait(30)
+
+    m.setopt(pycurl.M_TIMERFUNCTION, on_timer)
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url)
+    t = threading.Thread(target=m.add_handle, args=(c,), daemon=True)
+    t.start()
+    inside.wait(30)
+    written.append(0)
+    try:
+        m.perform()
+    finally:
+        release.set()
+        t.join(30)
+        assert not t.is_alive()
+        rec = m._rec
+        assert rec.depth == 0 and rec.thread is None and not rec.waiters, (rec.depth, rec.thread)
+        m.setopt(pycurl.M_TIMERFUNCTION, None)
+        m.close()
+        c.close()
+
+
 def transfer(pycurl, mode, url, written):
+    if mode == "waiting":
+        return wait_for_the_lock(pycurl, url, written)
     c = pycurl.Curl()
     c.setopt(pycurl.URL, url)
     c.setopt(pycurl.WRITEFUNCTION, lambda data: written.append(len(data)))

@@ -639,30 +639,26 @@ static CURLcode cm_easy_use_share(CURL *h, cm_share *old, cm_share *s)
 struct cm_easy {
     CURL *h;                 /* NULL once the handle is closed */
     int idle;
+    void *multi;             /* the struct cm_multi it is attached to (multigate.c), else NULL */
     pthread_mutex_t mu;
 };
 
 #define CM_BUSY (-1)
 
-static struct cm_easy *cm_easy_new(CURL *h)
+/* e is memory owned by a Python object (ffi.new), freed only when the last
+ * reference to it goes, after every finalizer that might still use it (a
+ * calloc'ed struct freed by an ffi.gc destructor could go first when a cycle
+ * is collected).  The mutex needs no pthread_mutex_destroy on Linux. */
+static void cm_easy_init(struct cm_easy *e, CURL *h)
 {
-    struct cm_easy *e = calloc(1, sizeof(*e));
     pthread_mutexattr_t attr;
-    if (e == NULL)
-        return NULL;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&e->mu, &attr);
     pthread_mutexattr_destroy(&attr);
     e->h = h;
     e->idle = 1;
-    return e;
-}
-
-static void cm_easy_free(struct cm_easy *e)
-{
-    pthread_mutex_destroy(&e->mu);
-    free(e);
+    e->multi = NULL;
 }
 
 static void cm_easy_lock(struct cm_easy *e)
@@ -724,19 +720,4 @@ static long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info)
     pthread_mutex_unlock(&e->mu);
     cm_last_getinfo_code = rc;
     return rc == CURLE_OK ? value : LONG_MIN;
-}
-
-static CURLMcode cm_multi_add_locked(CURLM *m, struct cm_easy *e)
-{
-    CURL *h = e->h;
-    e->idle = 0;
-    pthread_mutex_unlock(&e->mu);
-    return curl_multi_add_handle(m, h);
-}
-
-static CURLMcode cm_multi_remove_idle(CURLM *m, struct cm_easy *e)
-{
-    CURLMcode code = curl_multi_remove_handle(m, e->h);
-    cm_easy_set_idle(e, 1);
-    return code;
 }

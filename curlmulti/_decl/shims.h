@@ -133,8 +133,8 @@ struct cm_easy {
     ...;
 };
 #define CM_BUSY ...
-struct cm_easy *cm_easy_new(CURL *h);
-void cm_easy_free(struct cm_easy *e);
+/* e: ffi.new("struct cm_easy *"), which owns the memory. */
+void cm_easy_init(struct cm_easy *e, CURL *h);
 void cm_easy_lock(struct cm_easy *e);
 void cm_easy_unlock(struct cm_easy *e);
 void cm_easy_set_idle(struct cm_easy *e, int idle);
@@ -143,7 +143,3 @@ void cm_easy_retire(struct cm_easy *e);
 int cm_easy_fast_setopt_str(struct cm_easy *e, CURLoption opt, const char *value);
 int cm_easy_fast_setopt_long(struct cm_easy *e, CURLoption opt, long value);
 long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info);
-/* Called with e locked (cm_easy_lock): idle = 0, unlock, curl_multi_add_handle. */
-CURLMcode cm_multi_add_locked(CURLM *m, struct cm_easy *e);
-/* curl_multi_remove_handle, then idle = 1 under the mutex. */
-CURLMcode cm_multi_remove_idle(CURLM *m, struct cm_easy *e);
