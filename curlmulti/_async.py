@@ -96,6 +96,8 @@ if _EPOLL is not None:
 _OWNED = frozenset(CONSTANTS[name] for name in ("M_SOCKETFUNCTION", "M_TIMERFUNCTION", "M_NOTIFYFUNCTION")
                    if name in CONSTANTS)
 
+_get_running_loop = asyncio.get_running_loop
+_InvalidStateError = asyncio.InvalidStateError
 _RUN_SOCKETS = _eventcore.RUN_SOCKETS
 _RUN_TIMER = _eventcore.RUN_TIMER
 # Which driver: "native" (the event core, where it exists) or "python".
@@ -263,13 +265,13 @@ class AsyncCurlMulti(object):
         raising ``error``.  Cancelling the future removes the handle."""
         if self._closed:
             raise RuntimeError("AsyncCurlMulti is closed")
-        loop = asyncio.get_running_loop()
+        loop = _get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
         futures = self._futures
         if curl in futures:
             raise RuntimeError("Curl handle is already registered")
-        fut = _Transfer(loop=loop)
+        fut = _Transfer()  # of the running loop: cheaper than passing loop=
         fut._acm = self
         fut._curl = curl
         if self._batches:
@@ -927,8 +929,11 @@ class AsyncCurlMulti(object):
                 fut = pop(curl, None)
                 if fut is None:
                     self._stray.pop(curl, None)
-                elif not fut.done():
+                    continue
+                try:
                     fut.set_result(curl)
+                except _InvalidStateError:
+                    pass  # done by its owner meanwhile (set_result/set_exception)
             for curl, code, message in failed:
                 fut = pop(curl, None)
                 if fut is None:
