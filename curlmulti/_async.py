@@ -15,7 +15,7 @@ _driver.py.
 How the pure-Python driver works:
 
 1. libcurl tells us which sockets to watch through ``M_SOCKETFUNCTION``.  The
-   mask currently registered for each descriptor is kept in ``_watch``; only
+   mask currently registered for each descriptor is kept in ``_pywatch``; only
    a change of mask costs anything.  On Linux the sockets go into an epoll
    set of our own (``select.epoll``, one C call per change) and only that
    epoll descriptor is watched by the loop, once: when it is readable,
@@ -96,6 +96,8 @@ if _EPOLL is not None:
 _OWNED = frozenset(CONSTANTS[name] for name in ("M_SOCKETFUNCTION", "M_TIMERFUNCTION", "M_NOTIFYFUNCTION")
                    if name in CONSTANTS)
 
+_get_running_loop = asyncio.get_running_loop
+_InvalidStateError = asyncio.InvalidStateError
 _RUN_SOCKETS = _eventcore.RUN_SOCKETS
 _RUN_TIMER = _eventcore.RUN_TIMER
 # Which driver: "native" (the event core, where it exists) or "python".
@@ -235,10 +237,11 @@ class AsyncCurlMulti(object):
         self._requests: Dict[Any, _RequestState] = {}  # request object -> its state, for process()
         self._core: Optional[_CData] = None  # the native core's C struct (native driver)
         self._batches: List[_Batch] = []  # the _Batch of each completed() iterator running
+        # fd -> POLL_IN/POLL_OUT mask being watched (the Python driver; read as ``_watch``)
+        self._pywatch: Dict[int, int] = {}
         if self._use_native and self._use_epoll and self._multi_class is CurlMulti:
             self._setup_native()
             return
-        self._watch: Dict[int, int] = {}  # fd -> POLL_IN/POLL_OUT mask being watched
         self._on_socket: Callable[[int, int, CurlMulti, object], None] = (
             self._on_socket_epoll if self._use_epoll else self._on_socket_loop)
         multi.setopt(CONSTANTS["M_SOCKETFUNCTION"], self._on_socket)
@@ -263,13 +266,13 @@ class AsyncCurlMulti(object):
         raising ``error``.  Cancelling the future removes the handle."""
         if self._closed:
             raise RuntimeError("AsyncCurlMulti is closed")
-        loop = asyncio.get_running_loop()
+        loop = _get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
         futures = self._futures
         if curl in futures:
             raise RuntimeError("Curl handle is already registered")
-        fut = _Transfer(loop=loop)
+        fut = _Transfer()  # of the running loop: cheaper than passing loop=
         fut._acm = self
         fut._curl = curl
         if self._batches:
@@ -378,13 +381,12 @@ class AsyncCurlMulti(object):
                 loop.remove_reader(ep.fileno())  # type: ignore[union-attr]  # loop_open: not None
             ep.close()
         elif loop_open and self._core is None:
-            for fd, mask in self._watch.items():
+            for fd, mask in self._pywatch.items():
                 if mask & _POLL_IN:
                     loop.remove_reader(fd)  # type: ignore[union-attr]  # loop_open: not None
                 if mask & _POLL_OUT:
                     loop.remove_writer(fd)  # type: ignore[union-attr]  # loop_open: not None
-        if self._core is None:
-            self._watch.clear()
+        self._pywatch.clear()
         self._core = None  # freed with the multi below
         self._stray.clear()
         futures, self._futures = self._futures, {}
@@ -468,7 +470,7 @@ class AsyncCurlMulti(object):
         """M_SOCKETFUNCTION (epoll): bring our epoll set's entry for fd to ``what``."""
         if not self._in_action and not self._in_call:
             self._foreign()
-        watch = self._watch
+        watch = self._pywatch
         old = watch.get(fd, 0)
         new = 0 if what == _POLL_REMOVE else what
         if new == old:
@@ -501,7 +503,7 @@ class AsyncCurlMulti(object):
         """M_SOCKETFUNCTION (no epoll): bring the loop's watchers of fd to ``what``."""
         if not self._in_action and not self._in_call:
             self._foreign()
-        watch = self._watch
+        watch = self._pywatch
         old = watch.get(fd, 0)
         new = 0 if what == _POLL_REMOVE else what
         if new == old:
@@ -613,7 +615,7 @@ class AsyncCurlMulti(object):
         except Exception as exc:
             self._driver_failed(exc)
             return
-        watch = self._watch
+        watch = self._pywatch
         socket_action = self._multi.socket_action
         running = None
         self._in_action = True
@@ -852,14 +854,15 @@ class AsyncCurlMulti(object):
         self._core = core.c
         self._gen = self._core.timer_gen
 
-    def __getattr__(self, name: str) -> Dict[int, int]:
-        # The native driver keeps the watched sockets in C; read them for
-        # introspection as the Python driver's ``_watch`` mapping.
-        if name == "_watch":
-            if self.__dict__.get("_core") is None:
-                return {}
+    @property
+    def _watch(self) -> Dict[int, int]:
+        """The watched sockets, {fd: POLL_IN/POLL_OUT mask}, for introspection.
+        The native driver keeps them in C.  (A property, not ``__getattr__``:
+        a class with ``__getattr__`` gets none of CPython's specialised
+        attribute loads, and every ``self.x`` of the driver paid for it.)"""
+        if self._core is not None:
             return _eventcore.watched(self._rec)
-        raise AttributeError(name)
+        return self._pywatch
 
     def _sync_timer(self) -> None:
         """The core's deadline changed: bring the loop's one timer to it."""
@@ -927,8 +930,11 @@ class AsyncCurlMulti(object):
                 fut = pop(curl, None)
                 if fut is None:
                     self._stray.pop(curl, None)
-                elif not fut.done():
+                    continue
+                try:
                     fut.set_result(curl)
+                except _InvalidStateError:
+                    pass  # done by its owner meanwhile (set_result/set_exception)
             for curl, code, message in failed:
                 fut = pop(curl, None)
                 if fut is None:
