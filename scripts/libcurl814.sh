@@ -42,7 +42,7 @@ _cm_814_sources() {
             || apt-get install -y -q debian-archive-keyring </dev/null
         cm_say "adding $SUITE to apt's sources (/etc/apt/sources.list.d/curlmulti-backports.sources)"
         cat >/etc/apt/sources.list.d/curlmulti-backports.sources <<SRC
-Types: deb
+Types: deb deb-src
 URIs: http://deb.debian.org/debian
 Suites: $SUITE
 Components: main

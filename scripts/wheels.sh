@@ -62,6 +62,21 @@ stage_time() { cm_say "$1 took $((SECONDS - $2))s"; }
 APT_BUILD=(gcc make pkg-config ca-certificates libssl-dev libnghttp2-dev libbrotli-dev libzstd-dev
            zlib1g-dev patchelf openssl nginx-light)
 
+# Whether apt's sources have bookworm-backports's source packages (a one-line
+# "deb-src ... bookworm-backports" or a deb822 stanza with Types: deb-src).
+_wheels_have_backports_src() {
+    local f
+    grep -qs '^[[:space:]]*deb-src[[:space:]].*bookworm-backports' /etc/apt/sources.list \
+        /etc/apt/sources.list.d/*.list && return 0
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk 'BEGIN { RS = ""; found = 0 }
+             /(^|\n)[[:space:]]*Types:[^\n]*deb-src/ && /(^|\n)[[:space:]]*Suites:[^\n]*bookworm-backports/ { found = 1 }
+             END { exit !found }' "$f" && return 0
+    done
+    return 1
+}
+
 stage_deps() {
     local t0=$SECONDS want=("${APT_BUILD[@]}") pkg missing=()
     local backports=/etc/apt/sources.list.d/curlmulti-bookworm-backports.sources
@@ -78,18 +93,28 @@ stage_deps() {
     for pkg in "${want[@]}"; do
         [ -z "$pkg" ] || _cm_installed "$pkg" || missing+=("$pkg")
     done
+    # libcurl's source comes from bookworm-backports's deb-src: add the suite
+    # if apt has none of it, or only its binary packages (as an older
+    # scripts/libcurl814.sh added it).
+    local types=""
     if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        [ "$(id -u)" = 0 ] || cm_die "add bookworm-backports to apt's sources (as root)"
-        cm_say "adding bookworm-backports to apt's sources ($backports)"
-        cat >"$backports" <<'EOF'
+        types="deb deb-src"
+    elif ! _wheels_have_backports_src; then
+        types="deb-src"
+    fi
+    if [ -n "$types" ]; then
+        [ "$(id -u)" = 0 ] || cm_die "add bookworm-backports ($types) to apt's sources (as root)"
+        [ "$types" = "deb-src" ] && backports=/etc/apt/sources.list.d/curlmulti-bookworm-backports-src.sources
+        cm_say "adding bookworm-backports ($types) to apt's sources ($backports)"
+        cat >"$backports" <<EOF
 # Added by curlmulti's scripts/wheels.sh: libcurl's source for the wheels.
-Types: deb deb-src
+Types: $types
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-        missing+=(debian-archive-keyring)
+        missing+=(debian-archive-keyring)   # and so apt-get update, below
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || cm_die "missing Debian packages: ${missing[*]} (run this stage as root)"
