@@ -14,6 +14,7 @@ import pytest
 
 import curlmulti as pycurl
 from curlmulti import Curl, CurlMulti, error
+from test_multi import drive  # the canonical perform()/select() loop
 
 NAMES = ("M_NOTIFYFUNCTION", "M_NOTIFY_INFO_READ", "M_NOTIFY_EASY_DONE")
 BUILT = pycurl.COMPILE_LIBCURL_VERSION_NUM
@@ -46,16 +47,6 @@ def easy(url):
     c.setopt(pycurl.URL, url)
     c.setopt(pycurl.WRITEFUNCTION, lambda data: None)
     return c
-
-
-def drive(m, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    _, running = m.perform()
-    while running:
-        assert time.monotonic() < deadline, "the multi did not finish in %.0f s" % timeout
-        if m.select(1.0) == 0:
-            continue
-        _, running = m.perform()
 
 
 def drain(m):
