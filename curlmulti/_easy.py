@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import io
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 _LONG_MAX = int(ffi.cast("long", -1 & ((1 << (8 * ffi.sizeof("long") - 1)) - 1)))
 _ULONG_SPAN = 1 << (8 * ffi.sizeof("long"))
-_ERROR_SIZE = 256  # CURL_ERROR_SIZE
 _E_UNKNOWN_OPTION = lib.CURLE_UNKNOWN_OPTION
 _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
 _E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
@@ -363,17 +361,20 @@ class _EasyLock(object):
     """The own lock of an easy handle's record: the recursive C mutex of its
     ``struct cm_easy`` (shims.c), so that the fast paths of setopt() and
     getinfo() take it in the same C call as their libcurl call.
-    ``acquire()`` and ``release()`` (blocking only) are the C calls
-    themselves, bound to the record's mutex: no Python frame."""
+    ``acquire()`` and ``release()`` block; the hot paths call
+    ``cm_easy_lock``/``cm_easy_unlock`` on the gate directly, so this object
+    holds only the gate (one per Curl: kept small)."""
 
-    __slots__ = ("acquire", "release")
-
-    acquire: Callable[[], object]
-    release: Callable[[], object]
+    __slots__ = ("gate",)
 
     def __init__(self, gate: _CData) -> None:
-        self.acquire = functools.partial(_easy_lock, gate)
-        self.release = functools.partial(_easy_unlock, gate)
+        self.gate = gate
+
+    def acquire(self) -> None:
+        _easy_lock(self.gate)
+
+    def release(self) -> None:
+        _easy_unlock(self.gate)
 
     def __enter__(self) -> _EasyLock:
         self.acquire()
@@ -397,7 +398,7 @@ class _EasyRecord(object):
     in flight may still read it, so it is freed at the detach), ``closers``,
     the share, the error buffer; and the callables the trampolines call."""
 
-    __slots__ = ("h", "udp", "lock", "own_lock", "gate", "state", "thread", "multi", "errbuf", "keep",
+    __slots__ = ("h", "udp", "lock", "own_lock", "gate", "state", "thread", "multi", "keep",
                  "retired", "closers", "sink_h", "share", "share_s", "callback_error",
                  "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
 
@@ -409,7 +410,6 @@ class _EasyRecord(object):
     state: str
     thread: Optional[int]
     multi: Optional[_MultiRecord]
-    errbuf: _CData
     keep: Dict[int, Any]  # option -> _Slist, _Form, _Sink, cdata buffer, another module's object
     retired: Optional[List[Any]]
     closers: Tuple[_SocketCloser, ...]
@@ -454,7 +454,6 @@ class _EasyRecord(object):
         self.state = IDLE
         self.thread = None
         self.multi = None
-        self.errbuf = ffi.new("char[]", _ERROR_SIZE)
         self.keep = {}
         self.retired = None
         self.closers = ()
@@ -466,7 +465,7 @@ class _EasyRecord(object):
 
     def bind(self) -> None:
         check_easy(lib.cm_easy_bind(self.h, self.udp))
-        check_easy(lib.cm_easy_setopt_ptr(self.h, lib.CURLOPT_ERRORBUFFER, self.errbuf))
+        check_easy(lib.cm_easy_setopt_ptr(self.h, lib.CURLOPT_ERRORBUFFER, self.gate.errbuf))
 
     def clear_callbacks(self) -> None:
         for attr in _CALLBACK_SLOTS:
@@ -516,7 +515,7 @@ class _EasyRecord(object):
         the error buffer when libcurl left one)."""
         if not code:
             code = _E_ABORTED_BY_CALLBACK
-        message = ffi.string(self.errbuf).decode("utf-8", "surrogateescape") if self.h is not None else ""
+        message = ffi.string(self.gate.errbuf).decode("utf-8", "surrogateescape") if self.h is not None else ""
         return easy_error(code, message or None)
 
     # -- what libcurl points at --------------------------------------------------
@@ -1104,7 +1103,7 @@ class Curl(Owned):
     def errstr_raw(self) -> bytes:
         lock, _ = self._enter("errstr", mutating=False)
         try:
-            return ffi.string(self._rec.errbuf)
+            return ffi.string(self._rec.gate.errbuf)
         finally:
             lock.release()
 

@@ -641,6 +641,7 @@ struct cm_easy {
     int idle;
     void *multi;             /* the struct cm_multi it is attached to (multigate.c), else NULL */
     pthread_mutex_t mu;
+    char errbuf[CURL_ERROR_SIZE]; /* the handle's CURLOPT_ERRORBUFFER */
 };
 
 #define CM_BUSY (-1)
@@ -659,6 +660,7 @@ static void cm_easy_init(struct cm_easy *e, CURL *h)
     e->h = h;
     e->idle = 1;
     e->multi = NULL;
+    e->errbuf[0] = '\0';
 }
 
 static void cm_easy_lock(struct cm_easy *e)

@@ -130,6 +130,7 @@ size_t cm_sink_write(char *ptr, size_t size, size_t nmemb, void *userdata);
  * idle: Python then takes its slow path. */
 struct cm_easy {
     int idle;
+    char errbuf[...];        /* CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE) */
     ...;
 };
 #define CM_BUSY ...
