@@ -780,6 +780,32 @@ def test_errstr_and_errstr_raw(refused_port, httpbin):
     c.close()
 
 
+def test_errstr_is_per_handle_after_duphandle_and_reset(refused_port):
+    # Each Curl has its own error buffer: a duplicate's failure is not
+    # written into the original's, and reset() keeps the buffer bound.
+    c = Curl()
+    c.setopt(c.URL, refused_port("/"))
+    with pytest.raises(error):
+        c.perform()
+    first = c.errstr()
+    assert "Failed to connect" in first
+    d = c.duphandle()
+    assert d.errstr() == ""
+    d.setopt(d.URL, "htp://bad-scheme/")
+    with pytest.raises(error) as ei:
+        d.perform()
+    assert d.errstr() == ei.value.args[1] and "htp" in d.errstr()
+    assert c.errstr() == first
+    c.reset()
+    c.setopt(c.URL, "htp://other/")
+    with pytest.raises(error) as ei:
+        c.perform()
+    assert c.errstr() == ei.value.args[1] and "htp" in c.errstr()
+    assert "htp" in d.errstr()
+    d.close()
+    c.close()
+
+
 # -- close, closed, context manager ------------------------------------------------
 
 def test_close_is_idempotent():
