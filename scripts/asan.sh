@@ -102,7 +102,9 @@ cm_say "self-check: ASan reports a read of freed memory (heap-use-after-free)"
 
 ARGS=()
 HAVE_PATH=0
+HAVE_K=0
 for a in "$@"; do
+    case "$a" in -k|-k*) HAVE_K=1 ;; esac
     if [ "${a#-}" = "$a" ] && [ -e "$CM_ROOT/${a%%::*}" ]; then
         ARGS+=("$CM_ROOT/$a"); HAVE_PATH=1
     elif [ "${a#-}" = "$a" ] && [ -e "${a%%::*}" ]; then
@@ -119,8 +121,9 @@ fi
 
 # Tests whose verdict is an RSS bound: ASan keeps freed memory in quarantine
 # (256 MiB) and adds redzones, so the RSS measures ASan, not curlmulti.  In
-# the default run they get a second pass of their own, which counts only ASan
-# reports and crashes, not their assertions.
+# the default run (no test path and no -k; other pytest options are passed
+# on) they get a second pass of their own, which counts only ASan reports and
+# crashes, not their assertions.
 RSS_TESTS="keep_rss or test_failed_transfers_keep_fds_flat or test_setopt_cycles_without_transfer or test_replaced_while_attached_released_when_detached"
 
 run_pytest() {   # LOG PYTEST-ARGS...
@@ -136,7 +139,7 @@ run_pytest() {   # LOG PYTEST-ARGS...
 log="$LOGS/pytest-asan.log"
 cm_say "$NAME: pytest under AddressSanitizer (preloaded: $PRELOAD): ${ARGS[*]#"$CM_ROOT/"}"
 t0=$SECONDS
-if [ $HAVE_PATH = 0 ] && [ $# = 0 ]; then
+if [ $HAVE_PATH = 0 ] && [ $HAVE_K = 0 ]; then   # the default files, options such as -x kept
     run_pytest "$log" -k "not ($RSS_TESTS)" "${ARGS[@]}"
     rc=$?
     cm_say "pass 2: the RSS-bound tests, for ASan reports and crashes only"
