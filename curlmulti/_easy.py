@@ -350,7 +350,7 @@ _easy_unlock = lib.cm_easy_unlock
 
 
 class _Lock(Protocol):
-    """A record's lock: its own _EasyLock, or its multi's RLock while attached."""
+    """A record's lock: its own _EasyLock, or its multi's _MultiLock while attached."""
 
     def acquire(self) -> object: ...
 
