@@ -149,7 +149,7 @@ def make_ffibuilder():
         "curlmulti._curl",
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
-        + _read("shims.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c")
+        + _read("shims.c") + _read("cwrite.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c")
         + _read("multigate.c"),
         define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]

@@ -26,6 +26,12 @@ How a callback travels:
    ``info_read``) raises ``error(code, message)`` with the stored exception as
    ``__cause__``; KeyboardInterrupt and SystemExit are raised as themselves,
    by the call that ran libcurl.
+
+On CPython the body and header callbacks skip steps 2 and 3: C trampolines
+(``_decl/cwrite.c``) make the chunk a ``bytes`` and call the record's
+``write_cb``/``header_cb`` with the C API, and hand anything but a result of
+None or the chunk's length (and every exception) to ``_cwrite_outcome``, so
+the rules above are still written once, here.
 """
 
 from __future__ import annotations
@@ -277,6 +283,45 @@ def cm_write_cb(ptr: _CData, size: int, nmemb: int, userdata: _CData) -> int:
     except BaseException as exc:  # stored, re-raised by the caller
         rec.callback_failed(exc)
         return SIZE_MAX
+
+
+# The body and header trampolines in C (_decl/cwrite.c), CPython only: they
+# call the callback themselves and hand these two the uncommon cases.
+def _cwrite_full(rec: _EasyOwner, address: int, n: int, header: bool) -> int:
+    """All of cm_write_cb (cm_header_cb) for a record with a stored error or
+    a memoryview callback: libcurl's buffer is at ``address``."""
+    try:
+        if rec.callback_error is not None and _halted(rec):
+            return SIZE_MAX
+        ptr = ffi.cast("char *", address)
+        func = rec.header_cb if header else rec.write_cb
+        if rec.header_view if header else rec.write_view:
+            result = _call_with_view(func, ptr, n)
+        else:
+            result = func(_unpack(ptr, n))
+        return _consumed(result, n)
+    except BaseException as exc:
+        rec.callback_failed(exc)
+        return SIZE_MAX
+
+
+def _cwrite_outcome(rec: _EasyOwner, result: object, exc: Optional[BaseException], n: int) -> int:
+    """The callback raised ``exc`` (stored: the transfer stops), or returned
+    ``result``, which is neither None nor n."""
+    try:
+        if exc is not None:
+            rec.callback_failed(exc)
+            return SIZE_MAX
+        return _consumed(result, n)
+    except BaseException as exc2:
+        rec.callback_failed(exc2)
+        return SIZE_MAX
+
+
+# True where the C trampolines are built (CPython): Curl then installs them
+# for a Python WRITEFUNCTION or HEADERFUNCTION (see _EasyRecord.set_callback).
+C_WRITE = not _PYPY and lib.cm_cwrite_init(ffi.cast("void *", id(_cwrite_full)),
+                                           ffi.cast("void *", id(_cwrite_outcome))) == 0
 
 
 @ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))

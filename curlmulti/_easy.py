@@ -8,6 +8,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 from . import _callbacks  # noqa: F401  (registers the trampolines)
+from ._callbacks import C_WRITE as _C_WRITE
 from . import _deprecations
 from ._constants import ALL_CONSTANTS, CONSTANTS, option_name
 from ._curl import ffi, lib
@@ -581,7 +582,12 @@ class _EasyRecord(object):
                 closer = _SocketCloser(func, self)
                 self.closers = (closer,)
             owner = closer.ud
-        check_easy(lib.cm_easy_set_callback(h, option, owner))
+        if _C_WRITE and option in _VIEW_ATTRS:
+            # CPython, WRITEFUNCTION or HEADERFUNCTION: libcurl calls the
+            # callback through a C trampoline (_decl/cwrite.c).
+            check_easy(lib.cm_easy_set_cwrite(h, option, self.gate, ffi.cast("void *", id(self))))
+        else:
+            check_easy(lib.cm_easy_set_callback(h, option, owner))
         setattr(self, attr, func)
 
     def use_share(self, h: _CData, share: Optional[CurlShare], what: str) -> None:

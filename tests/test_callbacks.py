@@ -4,8 +4,10 @@ an exception raised in it reaching perform()'s caller as ``__cause__`` of
 
 import io
 import os
+import platform
 import socket
 import stat
+import sys
 
 import pytest
 
@@ -158,6 +160,104 @@ def test_replacing_the_write_callback_between_transfers(httpbin, tmp_path):
     c.setopt(c.WRITEFUNCTION, chunks.append)
     c.perform()
     assert sum(map(len, chunks)) == 1000 and len(sink.getvalue()) == 1000
+    c.close()
+
+
+def test_the_write_trampoline_is_in_c_on_cpython():
+    """On CPython a Python WRITEFUNCTION is called by a C trampoline (the
+    tests above then check it); PyPy keeps the cffi one."""
+    from curlmulti import _callbacks
+    assert _callbacks.C_WRITE is (platform.python_implementation() == "CPython")
+
+
+def test_a_builtin_write_callback_that_raises(httpbin):
+    """A callable with no Python frame (a closed BytesIO's write) raising:
+    the cause is its exception, the transfer fails with a write error."""
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/5000"))
+    buf = io.BytesIO()
+    buf.close()
+    c.setopt(c.WRITEFUNCTION, buf.write)
+    with pytest.raises(error) as ei:
+        c.perform()
+    assert ei.value.args[0] == E.E_WRITE_ERROR
+    assert isinstance(ei.value.__cause__, ValueError)
+    c.close()
+
+
+class _Count(int):
+    pass
+
+
+@pytest.mark.parametrize("kind, ok", [("subclass", True), ("pause-then-more", True), ("huge", False)])
+def test_write_callback_results_off_the_common_path(httpbin, kind, ok):
+    """Results other than None and the length as an exact int: an int
+    subclass equal to the length, a pause (the chunk is delivered again once
+    unpaused), a number out of range."""
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/3000?seed=7"))
+    got = []
+    paused = []
+
+    def write(data):
+        if kind == "pause-then-more" and not paused:
+            paused.append(True)
+            return E.WRITEFUNC_PAUSE
+        got.append(data)
+        if kind == "huge":
+            return 1 << 64
+        return _Count(len(data))
+
+    def progress(*args):
+        if paused and len(paused) == 1:
+            paused.append(True)
+            c.pause(E.PAUSE_CONT)
+        return 0
+
+    c.setopt(c.WRITEFUNCTION, write)
+    c.setopt(c.NOPROGRESS, 0)
+    c.setopt(c.XFERINFOFUNCTION, progress)
+    if ok:
+        c.perform()
+        assert sum(map(len, got)) == 3000
+        assert len(paused) == (2 if kind == "pause-then-more" else 0)
+    else:
+        with pytest.raises(error) as ei:
+            c.perform()
+        assert ei.value.args[0] == E.E_WRITE_ERROR
+        assert isinstance(ei.value.__cause__, OverflowError)
+    c.close()
+
+
+def test_the_body_and_header_trampolines_hold_no_references(httpbin):
+    """What the trampolines are given and given back (the callables, each
+    chunk, each result) is not kept: the reference counts are as before
+    (CPython; PyPy has no reference counts to read)."""
+    refcount = getattr(sys, "getrefcount", None)
+    c = Curl()
+    c.setopt(c.URL, httpbin("/bytes/20000"))
+    chunks, results, lines = [], [], []
+
+    def write(data):
+        chunks.append(data)
+        results.append(_Count(len(data)))
+        return results[-1]
+
+    def header(line):
+        lines.append(line)
+
+    c.setopt(c.WRITEFUNCTION, write)
+    c.setopt(c.HEADERFUNCTION, header)
+    before = refcount and (refcount(write), refcount(header))
+    for _ in range(5):
+        c.perform()
+    assert sum(map(len, chunks)) == 5 * 20000 and len(results) == len(chunks) and lines
+    if refcount is not None:
+        assert (refcount(write), refcount(header)) == before
+        held = [_Count(7), bytes(range(10))]  # in a list only, as each chunk should be
+        expected = {refcount(x) for x in held}
+        assert len(expected) == 1
+        assert {refcount(x) for group in (chunks, results, lines) for x in group} == expected
     c.close()
 
 

@@ -5,7 +5,9 @@ download, stops the program promptly, every time, with the
 ignored from cffi callback", never a transfer that fails with error 23 and
 goes on).  Mode ``waiting``: a ``CurlMulti.perform()`` that waits for the
 multi's lock, held by another thread's callback, is interrupted as promptly
-and leaves the multi idle.
+and leaves the multi idle.  Modes ending in ``-c`` use a builtin as the
+write callback (``list.append``), which runs no Python code of its own: the
+signal is noticed by the trampoline itself.
 
 Each mode runs in a subprocess of the same interpreter with its own
 trickling server (a thread sending 1 KB every 2 ms for ever), one warm-up
@@ -23,7 +25,7 @@ import time
 
 TRIES = 20
 LIMIT_MS = 100.0
-MODES = ("perform", "multi", "async", "waiting")
+MODES = ("perform", "multi", "async", "waiting", "perform-c", "multi-c")
 
 
 def trickle_server():
@@ -89,9 +91,12 @@ def wait_for_the_lock(pycurl, url, written):
 def transfer(pycurl, mode, url, written):
     if mode == "waiting":
         return wait_for_the_lock(pycurl, url, written)
+    builtin = mode.endswith("-c")
+    if builtin:
+        mode = mode[:-2]
     c = pycurl.Curl()
     c.setopt(pycurl.URL, url)
-    c.setopt(pycurl.WRITEFUNCTION, lambda data: written.append(len(data)))
+    c.setopt(pycurl.WRITEFUNCTION, written.append if builtin else lambda data: written.append(len(data)))
     try:
         if mode == "perform":
             c.perform()

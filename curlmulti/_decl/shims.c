@@ -641,6 +641,7 @@ struct cm_easy {
     int idle;
     void *multi;             /* the struct cm_multi it is attached to (multigate.c), else NULL */
     pthread_mutex_t mu;
+    void *pyrec;             /* CPython: the record, for cm_c_write (cwrite.c); else NULL */
     char errbuf[CURL_ERROR_SIZE]; /* the handle's CURLOPT_ERRORBUFFER */
 };
 
@@ -660,6 +661,7 @@ static void cm_easy_init(struct cm_easy *e, CURL *h)
     e->h = h;
     e->idle = 1;
     e->multi = NULL;
+    e->pyrec = NULL;
     e->errbuf[0] = '\0';
 }
 

@@ -144,3 +144,10 @@ void cm_easy_retire(struct cm_easy *e);
 int cm_easy_fast_setopt_str(struct cm_easy *e, CURLoption opt, const char *value);
 int cm_easy_fast_setopt_long(struct cm_easy *e, CURLoption opt, long value);
 long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info);
+/* The body and header trampolines in C (cwrite.c; CPython only).
+ * cm_cwrite_init: the two Python functions they hand the uncommon cases to
+ * (borrowed: module globals), -1 where they are not built.
+ * cm_easy_set_cwrite: WRITEFUNCTION or HEADERFUNCTION through them for the
+ * record rec (borrowed), CURLE_NOT_BUILT_IN on PyPy. */
+int cm_cwrite_init(void *full, void *outcome);
+CURLcode cm_easy_set_cwrite(CURL *h, CURLoption opt, struct cm_easy *e, void *rec);
