@@ -42,6 +42,7 @@ import os
 import socket
 import struct
 import sys
+import sysconfig
 from threading import get_ident
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Protocol, Tuple, Type, TypeVar, Union
@@ -241,7 +242,7 @@ def _consumed(result: object, n: int) -> int:
         raise TypeError("write callback must return None or an int, not %s" % type(result).__name__)
     if not _LONG_MIN <= result <= _LONG_MAX:
         raise OverflowError("write callback returned %d which does not fit in a C long" % result)
-    return result & SIZE_MAX
+    return int.__and__(result, SIZE_MAX)  # an exact int, whatever the subclass's & does
 
 
 # The body and header trampolines run once per chunk, so they are written
@@ -320,8 +321,10 @@ def _cwrite_outcome(rec: _EasyOwner, result: object, exc: Optional[BaseException
 
 # True where the C trampolines are built (CPython): Curl then installs them
 # for a Python WRITEFUNCTION or HEADERFUNCTION (see _EasyRecord.set_callback).
-C_WRITE = not _PYPY and lib.cm_cwrite_init(ffi.cast("void *", id(_cwrite_full)),
-                                           ffi.cast("void *", id(_cwrite_outcome))) == 0
+# They need the C API and ids that are addresses, and rely on the GIL.
+C_WRITE = (sys.implementation.name == "cpython" and not sysconfig.get_config_var("Py_GIL_DISABLED")
+           and lib.cm_cwrite_init(ffi.cast("void *", id(_cwrite_full)),
+                                  ffi.cast("void *", id(_cwrite_outcome))) == 0)
 
 
 @ffi.def_extern(error=SIZE_MAX, onerror=_onerror_for(3))

@@ -2,12 +2,14 @@
 an exception raised in it reaching perform()'s caller as ``__cause__`` of
 ``error``, and KeyboardInterrupt travelling as itself."""
 
+import gc
 import io
 import os
 import platform
 import socket
 import stat
 import sys
+import weakref
 
 import pytest
 
@@ -170,14 +172,16 @@ def test_the_write_trampoline_is_in_c_on_cpython():
     assert _callbacks.C_WRITE is (platform.python_implementation() == "CPython")
 
 
-def test_a_builtin_write_callback_that_raises(httpbin):
+@pytest.mark.parametrize("option", ["WRITEFUNCTION", "HEADERFUNCTION"])
+def test_a_builtin_body_or_header_callback_that_raises(httpbin, option):
     """A callable with no Python frame (a closed BytesIO's write) raising:
     the cause is its exception, the transfer fails with a write error."""
     c = Curl()
     c.setopt(c.URL, httpbin("/bytes/5000"))
     buf = io.BytesIO()
     buf.close()
-    c.setopt(c.WRITEFUNCTION, buf.write)
+    c.setopt(c.WRITEFUNCTION, lambda data: None)
+    c.setopt(getattr(c, option), buf.write)
     with pytest.raises(error) as ei:
         c.perform()
     assert ei.value.args[0] == E.E_WRITE_ERROR
@@ -231,12 +235,12 @@ def test_write_callback_results_off_the_common_path(httpbin, kind, ok):
 
 def test_the_body_and_header_trampolines_hold_no_references(httpbin):
     """What the trampolines are given and given back (the callables, each
-    chunk, each result) is not kept: the reference counts are as before
-    (CPython; PyPy has no reference counts to read)."""
+    chunk, each result, an exception) is not kept: the reference counts are
+    as before (CPython; PyPy has no reference counts to read)."""
     refcount = getattr(sys, "getrefcount", None)
     c = Curl()
     c.setopt(c.URL, httpbin("/bytes/20000"))
-    chunks, results, lines = [], [], []
+    chunks, results, lines, views = [], [], [], []
 
     def write(data):
         chunks.append(data)
@@ -252,13 +256,46 @@ def test_the_body_and_header_trampolines_hold_no_references(httpbin):
     for _ in range(5):
         c.perform()
     assert sum(map(len, chunks)) == 5 * 20000 and len(results) == len(chunks) and lines
+    assert refcount is None or (refcount(write), refcount(header)) == before
+    # The memoryview path, and a callback that raises one exception object.
+    c.setopt(c.WRITEFUNCTION, lambda view: views.append(bytes(view)), use_memoryview=True)
+    c.perform()
+    assert sum(map(len, views)) == 20000
+    failure = _raise_and_forget(c)
+    assert c.callback_error is None
     if refcount is not None:
-        assert (refcount(write), refcount(header)) == before
         held = [_Count(7), bytes(range(10))]  # in a list only, as each chunk should be
         expected = {refcount(x) for x in held}
         assert len(expected) == 1
-        assert {refcount(x) for group in (chunks, results, lines) for x in group} == expected
+        # (a one-byte bytes object is a shared singleton: left out)
+        counts = {refcount(x) for group in (chunks, lines, views) for x in group if len(x) > 1}
+        counts |= {refcount(x) for x in results}
+        assert counts == expected
+    gc.collect()
+    assert failure() is None  # the exception a callback raised is not kept alive
     c.close()
+
+
+class _Stop(Exception):
+    pass  # a Python subclass: weak references to it can be made
+
+
+def _raise_and_forget(c):
+    """A transfer whose callback raises; then one that succeeds (which
+    forgets the stored exception).  A weak reference to the exception."""
+    failure = _Stop("stop")
+
+    def fail(data):
+        raise failure
+
+    c.setopt(c.WRITEFUNCTION, fail)
+    with pytest.raises(error) as ei:
+        c.perform()
+    assert ei.value.__cause__ is failure
+    del ei
+    c.setopt(c.WRITEFUNCTION, lambda data: None)
+    c.perform()
+    return weakref.ref(failure)
 
 
 def test_header_callback_gets_each_line(httpbin):

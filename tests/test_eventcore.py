@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from curlmulti import _callbacks
+
 import curlmulti as pycurl
 from curlmulti import AsyncCurlMulti
 from test_async_httpd import Server, body_bytes
@@ -236,6 +238,8 @@ async def test_no_python_runs_per_socket_event(httpd, monkeypatch):
     assert calls["cm_socket_cb"] == 0 and calls["cm_timer_cb"] == 0
     assert calls["_on_socket_epoll"] == 0 and calls["_on_timer"] == 0
     assert calls["_body"] >= 50  # the profiler sees Python called from libcurl: the bodies' callback
+    if _callbacks.C_WRITE:
+        assert calls["cm_write_cb"] == 0  # CPython: called from the C trampoline
     assert 0 < calls["_run_native"] < events, (calls, events)
 
 

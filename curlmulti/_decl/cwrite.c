@@ -18,11 +18,14 @@
  * A pending signal (Ctrl-C) is run here first, as at the start of a Python
  * callback, and its exception stored the same way.
  *
- * e->pyrec is the record (borrowed: the record owns e, and libcurl calls this
- * only while a transfer runs, which the record outlives).  The two functions
- * are borrowed from _callbacks' module globals, set once at import.  On PyPy
+ * e->pyrec is the record: the record owns e, and libcurl calls these only
+ * while a transfer runs, which the record outlives; each call holds a
+ * reference to it while Python runs.  The two functions and the slot names
+ * are set once at import (cm_cwrite_init), a reference kept to each.  On PyPy
  * (whose ids are not addresses) none of this is compiled: cm_easy_set_cwrite
- * returns CURLE_NOT_BUILT_IN and the extern "Python" trampoline is used. */
+ * returns CURLE_NOT_BUILT_IN and the extern "Python" trampolines are used
+ * (_callbacks.C_WRITE says which; it is also False on a CPython without the
+ * GIL, as these rely on it). */
 
 #ifndef PYPY_VERSION
 
@@ -32,14 +35,33 @@ static PyObject *cm_cw_names[5];  /* write_cb, write_view, header_cb, header_vie
 static const char *const cm_cw_strs[5] = {
     "write_cb", "write_view", "header_cb", "header_view", "callback_error"};
 
+/* Once, at import: the two functions (a reference kept for good) and the
+ * slot names, under the GIL (cffi calls this with it released).  -1 on
+ * failure: _callbacks then keeps the extern "Python" trampolines. */
 static int cm_cwrite_init(void *full, void *outcome)
 {
-    cm_cw_full = (PyObject *)full;
-    cm_cw_outcome = (PyObject *)outcome;
-    return 0;
+    int i, rc = 0;
+    PyGILState_STATE st = PyGILState_Ensure();
+    for (i = 0; i < 5 && rc == 0; i++) {
+        if (cm_cw_names[i] == NULL && (cm_cw_names[i] = PyUnicode_InternFromString(cm_cw_strs[i])) == NULL)
+            rc = -1;
+    }
+    if (rc == 0) {
+        Py_INCREF((PyObject *)full);
+        Py_INCREF((PyObject *)outcome);
+        Py_XDECREF(cm_cw_full);
+        Py_XDECREF(cm_cw_outcome);
+        cm_cw_full = (PyObject *)full;
+        cm_cw_outcome = (PyObject *)outcome;
+    } else {
+        PyErr_Clear();
+    }
+    PyGILState_Release(st);
+    return rc;
 }
 
-/* size_t of a Python int returned by full/outcome; SIZE_MAX on any failure. */
+/* size_t of a Python int returned by full/outcome (which return one in
+ * 0..SIZE_MAX); SIZE_MAX on any failure. */
 static size_t cm_cw_size(PyObject *res)
 {
     size_t v;
@@ -52,14 +74,17 @@ static size_t cm_cw_size(PyObject *res)
     return v;
 }
 
-/* Hand the exception in flight to outcome(), which stores it.  A second one
- * raised meanwhile (a signal at its entry) is handed over in turn; only if
- * that keeps happening is the last one reported as unraisable. */
+/* Hand the exception in flight to outcome(), which stores it on the record.
+ * If that call itself fails before it stored anything (a signal's
+ * KeyboardInterrupt at its entry, a RecursionError), the new exception is
+ * handed over in its place, the first one being its __context__; after a
+ * few failures the exception is written to callback_error directly, and
+ * only if even that fails is it reported as unraisable. */
 static size_t cm_cw_raised(PyObject *rec, size_t n)
 {
     int tries;
-    for (tries = 0; tries < 4; tries++) {
-        PyObject *t, *v, *tb, *nobj, *res;
+    PyObject *t, *v, *tb, *nobj, *res;
+    for (tries = 0;; tries++) {
         PyErr_Fetch(&t, &v, &tb);
         PyErr_NormalizeException(&t, &v, &tb);
         if (v == NULL) {
@@ -69,18 +94,43 @@ static size_t cm_cw_raised(PyObject *rec, size_t n)
         }
         if (tb != NULL)
             PyException_SetTraceback(v, tb);
+        if (tries == 4)
+            break;
         nobj = PyLong_FromSize_t(n);
         res = nobj ? PyObject_CallFunctionObjArgs(cm_cw_outcome, rec, Py_None, v, nobj, NULL) : NULL;
         Py_XDECREF(nobj);
-        Py_XDECREF(t);
-        Py_DECREF(v);
-        Py_XDECREF(tb);
         if (res != NULL) {
+            Py_XDECREF(t);
+            Py_DECREF(v);
+            Py_XDECREF(tb);
             cm_cw_size(res);
             return (size_t)-1;
         }
+        /* The new exception (set now) keeps the first one as its context. */
+        Py_XDECREF(t);
+        Py_XDECREF(tb);
+        {
+            PyObject *t2, *v2, *tb2;
+            PyErr_Fetch(&t2, &v2, &tb2);
+            PyErr_NormalizeException(&t2, &v2, &tb2);
+            if (v2 != NULL && v2 != v)
+                PyException_SetContext(v2, v);  /* steals v */
+            else
+                Py_DECREF(v);
+            PyErr_Restore(t2, v2, tb2);
+        }
     }
-    PyErr_WriteUnraisable(rec);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    if (PyObject_SetAttr(rec, cm_cw_names[4], v) < 0) {
+        PyObject *cls = PyExceptionInstance_Class(v);
+        PyErr_Clear();
+        Py_INCREF(cls);
+        PyErr_Restore(cls, v, NULL);  /* steals both */
+        PyErr_WriteUnraisable(rec);
+        return (size_t)-1;
+    }
+    Py_DECREF(v);
     return (size_t)-1;
 }
 
@@ -90,18 +140,9 @@ static size_t cm_c_deliver(char *ptr, size_t n, struct cm_easy *e, int header)
     PyObject *rec = (PyObject *)e->pyrec;
     PyObject *flag, *cb, *data, *res, *nobj;
     size_t ret;
-    int i;
+    int full;
     PyGILState_STATE st = PyGILState_Ensure();
-    if (cm_cw_names[4] == NULL) {
-        for (i = 0; i < 5; i++) {
-            cm_cw_names[i] = PyUnicode_InternFromString(cm_cw_strs[i]);
-            if (cm_cw_names[i] == NULL) {
-                while (i-- > 0)
-                    Py_CLEAR(cm_cw_names[i]);
-                goto raised;
-            }
-        }
-    }
+    Py_INCREF(rec);  /* whatever the callable does, the record stays until we return */
     if (PyErr_CheckSignals() < 0)
         goto raised;
     /* A stored error (the transfer is being stopped) or a memoryview: the
@@ -110,13 +151,17 @@ static size_t cm_c_deliver(char *ptr, size_t n, struct cm_easy *e, int header)
     if (flag == NULL)
         goto raised;
     Py_DECREF(flag);  /* only compared below: the record still holds it */
-    if (flag == Py_None) {
+    full = flag != Py_None;
+    if (!full) {
         flag = PyObject_GetAttr(rec, cm_cw_names[2 * header + 1]);
         if (flag == NULL)
             goto raised;
+        full = PyObject_IsTrue(flag);
         Py_DECREF(flag);
+        if (full < 0)
+            goto raised;
     }
-    if (flag != Py_None && flag != Py_False) {
+    if (full) {
         PyObject *addr = PyLong_FromVoidPtr(ptr);
         nobj = PyLong_FromSize_t(n);
         res = addr && nobj ? PyObject_CallFunctionObjArgs(cm_cw_full, rec, addr, nobj,
@@ -171,6 +216,7 @@ static size_t cm_c_deliver(char *ptr, size_t n, struct cm_easy *e, int header)
 raised:
     ret = cm_cw_raised(rec, n);
 done:
+    Py_DECREF(rec);
     PyGILState_Release(st);
     return ret;
 }
