@@ -213,9 +213,19 @@ def ensure_venv(interp):
     return ok
 
 
+# The commit the source copy was taken from (set by source_copy: the tree
+# may change while the run goes on).
+REPO_STATE = ["?"]
+
+
 def source_copy():
     """Copy the checkout (minus .git, build products and benchmarks/) to
     .work/src, so building curlmulti never writes into the working tree."""
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    REPO_STATE[0] = commit + (" (with uncommitted changes)" if dirty else "")
     dst = os.path.join(WORK, "src")
     ignore = shutil.ignore_patterns(".git", "benchmarks", "build", "dist", "*.so", "*.o", "*.egg-info",
                                     "__pycache__", ".pytest_cache", ".venv*", ".tox", ".benchmarks",
@@ -597,15 +607,12 @@ def machine_info(interps):
                     osname = line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    commit = first(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
     info = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu, "cores": os.cpu_count(), "memory": mem, "kernel": platform.release(), "os": osname,
         "libcurl": first(["curl-config", "--version"]), "nginx": first([nginx_binary(), "-v"]),
         "gcc": first(["gcc", "--version"]), "curl": first(["curl", "--version"]),
-        "repo_commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "repo_commit": REPO_STATE[0],
         "packages": {},
     }
     for interp in interps:
