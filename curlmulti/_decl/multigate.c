@@ -396,7 +396,7 @@ static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap,
  * e's own mutex taken (the multi's lock first).  Python then checks and
  * attaches the record and calls cm_multi_add_finish, or cm_multi_add_abandon.
  * CM_MBUSY: not now, nothing taken. */
-static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
+static int cm_multi_add_begin_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
 {
     pthread_t self = pthread_self();
     pthread_mutex_lock(&g->mu);
@@ -409,8 +409,13 @@ static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
     cm_m_mark(g, self, CM_ACT_ADD_HANDLE);
     g->adding = e;
     pthread_mutex_unlock(&g->mu);
-    pthread_mutex_lock(&e->mu);
+    lock(&e->mu);
     return 0;
+}
+
+static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
+{
+    return cm_multi_add_begin_l(g, e, cm_mu_wait);
 }
 
 /* Undo cm_multi_add_begin (e's mutex, the mark, the lock's level) if this
@@ -438,7 +443,7 @@ static int cm_multi_add_abandon(struct cm_multi *g, struct cm_easy *e)
  * released, curl_multi_add_handle, the mark cleared and the lock's level
  * released.  If libcurl refused, e is idle and detached again (Python undoes
  * its side under the lock). */
-static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
+static int cm_multi_add_finish_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
 {
     CURL *h = e->h;
     CURLM *m = g->m;
@@ -451,7 +456,7 @@ static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
     pthread_mutex_unlock(&e->mu);
     code = (int)curl_multi_add_handle(m, h);
     if (code) {
-        pthread_mutex_lock(&e->mu);
+        lock(&e->mu);
         e->idle = 1;
         e->multi = NULL;
         pthread_mutex_unlock(&e->mu);
@@ -464,13 +469,18 @@ static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
     return code;
 }
 
+static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
+{
+    return cm_multi_add_finish_l(g, e, cm_mu_wait);
+}
+
 /* remove_handle() with the multi idle: the lock taken (free, or this
  * thread's), e checked to be attached to g, the mark set,
  * curl_multi_remove_handle, e idle and detached, the mark cleared.  Returns
  * the CURLMcode with the lock still held (Python unlinks the record under
  * it); CM_MBUSY (the multi is busy, or the lock another thread's) or
  * CM_MNOTHERE (e not attached to g) with nothing held. */
-static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
+static int cm_multi_remove_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
 {
     pthread_t self = pthread_self();
     CURLM *m;
@@ -488,7 +498,7 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
     cm_m_mark(g, self, CM_ACT_REMOVE_HANDLE);
     pthread_mutex_unlock(&g->mu);
     /* e->multi changes only under g's lock, which this thread now holds. */
-    pthread_mutex_lock(&e->mu);
+    lock(&e->mu);
     multi = e->multi;
     h = e->h;
     pthread_mutex_unlock(&e->mu);
@@ -501,12 +511,17 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
         return CM_MNOTHERE;
     }
     code = (int)curl_multi_remove_handle(m, h);
-    pthread_mutex_lock(&e->mu);
+    lock(&e->mu);
     e->idle = 1;
     e->multi = NULL;
     pthread_mutex_unlock(&e->mu);
     cm_multi_end(g);
     return code;
+}
+
+static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
+{
+    return cm_multi_remove_l(g, e, cm_mu_wait);
 }
 
 /* e is no longer attached to a multi (Python's unlink, under the multi's
