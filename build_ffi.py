@@ -12,9 +12,7 @@ fragment per libcurl area, read in this order:
   mime.h       the MIME API beyond what HTTPPOST needs (CurlMime, objects.c)
   ws.h         WebSockets, present or stubbed (CM_HAS_WS, objects.c)
   shims.h      typed shims over the variadic calls, and the C sinks
-               (C in shims.c and sinks.c; on CPython also cwrite.c, the
-               body and header trampolines, and fastcall.c, the easy
-               handle's fast paths as builtins that keep the GIL)
+               (C in shims.c and sinks.c)
   eventcore.h  the native event core: libcurl's socket and timer
                callbacks in C over an epoll set (C in eventcore.c)
   multigate.h  the lock and busy mark of a CurlMulti's record, and the
@@ -152,7 +150,7 @@ def make_ffibuilder():
         "#include <curl/curl.h>\n"
         'static const char CM_BUILD_VERSION[] = "%s";\n' % package_version()
         + _read("shims.c") + _read("cwrite.c") + _read("sinks.c") + _read("objects.c") + _read("eventcore.c")
-        + _read("multigate.c") + _read("fastcall.c"),
+        + _read("multigate.c"),
         define_macros=limited_api_macros(),
         extra_compile_args=(cflags + ["-Wno-deprecated-declarations"]
                             + shlex.split(os.environ.get("CURLMULTI_EXTRA_CFLAGS", ""))),

@@ -30,16 +30,9 @@ _E_ABORTED_BY_CALLBACK = lib.CURLE_ABORTED_BY_CALLBACK
 _E_AGAIN = CONSTANTS.get("E_AGAIN", 81)
 
 _setopt_str = lib.cm_easy_setopt_str
-# On CPython the hot C calls are also built as builtins that keep the GIL
-# (_decl/fastcall.c): the same functions, cheaper to call, given a struct by
-# its address (the record's gk) where cffi is given the cdata.  Empty where
-# they are not built (PyPy, a CPython without the GIL).
-FASTCALL: Dict[str, Callable[..., Any]] = {}
-if not (_C_WRITE and lib.cm_fastcall_init(ffi.cast("void *", id(FASTCALL))) == 0):
-    FASTCALL.clear()
-_fast_setopt_str = FASTCALL.get("setopt_str", lib.cm_easy_fast_setopt_str)
-_fast_setopt_long = FASTCALL.get("setopt_long", lib.cm_easy_fast_setopt_long)
-_fast_getinfo_long = FASTCALL.get("getinfo_long", lib.cm_easy_fast_getinfo_long)
+_fast_setopt_str = lib.cm_easy_fast_setopt_str
+_fast_setopt_long = lib.cm_easy_fast_setopt_long
+_fast_getinfo_long = lib.cm_easy_fast_getinfo_long
 _getinfo_code = lib.cm_getinfo_code
 _BUSY = lib.CM_BUSY
 _BUSY_INFO = int(ffi.cast("CURLcode", lib.CM_BUSY))  # what cm_getinfo_code() says for CM_BUSY
@@ -353,14 +346,8 @@ _CALLBACK_SLOTS = tuple(sorted(set(_CALLBACK_ATTRS.values())))
 # is a _SocketCloser): replacing one that is set only swaps the callable.
 _SWAP_ATTRS = {o: a for o, a in _CALLBACK_ATTRS.items() if o != _CLOSESOCKETFUNCTION}
 _get_ident = get_ident
-_easy_lock = FASTCALL.get("easy_lock", lib.cm_easy_lock)
-_easy_unlock = FASTCALL.get("easy_unlock", lib.cm_easy_unlock)
-
-
-def gate_key(gate: _CData) -> Any:
-    """What the functions above take for a struct: its address with the
-    builtins, else the cdata."""
-    return int(ffi.cast("uintptr_t", ffi.cast("void *", gate))) if FASTCALL else gate
+_easy_lock = lib.cm_easy_lock
+_easy_unlock = lib.cm_easy_unlock
 
 
 class _Lock(Protocol):
@@ -377,20 +364,18 @@ class _EasyLock(object):
     getinfo() take it in the same C call as their libcurl call.
     ``acquire()`` and ``release()`` block; the hot paths call
     ``cm_easy_lock``/``cm_easy_unlock`` on the gate directly, so this object
-    holds only the gate and its key (one per Curl: kept small; the gate
-    itself keeps the memory alive while the lock object lives)."""
+    holds only the gate (one per Curl: kept small)."""
 
-    __slots__ = ("gate", "key")
+    __slots__ = ("gate",)
 
     def __init__(self, gate: _CData) -> None:
         self.gate = gate
-        self.key = gate_key(gate)
 
     def acquire(self) -> None:
-        _easy_lock(self.key)
+        _easy_lock(self.gate)
 
     def release(self) -> None:
-        _easy_unlock(self.key)
+        _easy_unlock(self.gate)
 
     def __enter__(self) -> _EasyLock:
         self.acquire()
@@ -414,7 +399,7 @@ class _EasyRecord(object):
     in flight may still read it, so it is freed at the detach), ``closers``,
     the share, the error buffer; and the callables the trampolines call."""
 
-    __slots__ = ("h", "udp", "lock", "own_lock", "gate", "gk", "state", "thread", "multi", "keep",
+    __slots__ = ("h", "udp", "lock", "own_lock", "gate", "state", "thread", "multi", "keep",
                  "retired", "closers", "sink_h", "share", "share_s", "callback_error",
                  "write_view", "header_view", "__weakref__") + _CALLBACK_SLOTS
 
@@ -423,7 +408,6 @@ class _EasyRecord(object):
     lock: _Lock
     own_lock: _EasyLock
     gate: _CData
-    gk: Any  # the gate's key: see gate_key()
     state: str
     thread: Optional[int]
     multi: Optional[_MultiRecord]
@@ -467,8 +451,7 @@ class _EasyRecord(object):
         # The C side of the record: its lock, and the idle flag the fast
         # paths read.  idle is written only under that lock.
         self.gate = gate
-        self.lock = self.own_lock = _EasyLock(gate)
-        self.gk = self.own_lock.key  # what the fast functions take
+        self.lock = self.own_lock = _EasyLock(self.gate)
         self.state = IDLE
         self.thread = None
         self.multi = None
@@ -785,13 +768,13 @@ class Curl(Owned):
                     except UnicodeEncodeError:
                         kind = None  # the slow path raises it, after its checks
                 if type(value) is bytes and kind is not None and 0 not in value:
-                    code = _fast_setopt_str(rec.gk, option, value)
+                    code = _fast_setopt_str(rec.gate, option, value)
                     if code == 0:
                         return
                     if code != _BUSY:
                         raise easy_error(code)
             elif kind == _LONG and type(value) is int and _LONG_MIN <= value <= _LONG_MAX:
-                code = _fast_setopt_long(rec.gk, option, value)
+                code = _fast_setopt_long(rec.gate, option, value)
                 if code == 0:
                     return
                 if code != _BUSY:
@@ -802,7 +785,8 @@ class Curl(Owned):
                 attr = _SWAP_ATTRS.get(option)
                 if attr is not None and callable(value) and (
                         option != _WRITEFUNCTION or not isinstance(getattr(value, "__self__", None), _Sink)):
-                    _easy_lock(rec.gk)
+                    gate = rec.gate
+                    _easy_lock(gate)
                     try:
                         if rec.lock is rec.own_lock and rec.state is IDLE and getattr(rec, attr) is not None:
                             setattr(rec, attr, value)
@@ -811,7 +795,7 @@ class Curl(Owned):
                                 setattr(rec, view_attr, False)
                             return
                     finally:
-                        _easy_unlock(rec.gk)
+                        _easy_unlock(gate)
         if rec is None:  # never initialised: _enter raises
             self._enter("setopt")
         lock = rec.lock
@@ -1080,7 +1064,7 @@ class Curl(Owned):
             if rec is None:  # never initialised: _enter raises
                 self._enter("getinfo")
             # The fast path: an idle handle, checked and read in one C call.
-            value = _fast_getinfo_long(rec.gk, info)
+            value = _fast_getinfo_long(rec.gate, info)
             if value != _LONG_MIN:
                 return value
             code = _getinfo_code()

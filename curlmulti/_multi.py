@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 from . import _callbacks, _deprecations, _eventcore
 from ._constants import CONSTANTS
 from ._curl import ffi, lib
-from ._easy import FASTCALL, Curl, _EasyRecord, _SocketCloser, gate_key
+from ._easy import Curl, _EasyRecord, _SocketCloser
 from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
                       raise_from_callback)
 from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned
@@ -107,14 +107,11 @@ _msocket_action = lib.cm_multi_socket_action
 _msocket_all = lib.cm_multi_socket_all
 _mselect = lib.cm_multi_select_g
 _mpoll = lib.cm_multi_poll_g
-# The fast paths of info_read, add_handle and remove_handle: on CPython the
-# builtins of _decl/fastcall.c (given the records' keys), else cffi's.
-_minfo = FASTCALL.get("info", lib.cm_multi_info)
-_madd_begin = FASTCALL.get("add_begin", lib.cm_multi_add_begin)
-_madd_abandon = FASTCALL.get("add_abandon", lib.cm_multi_add_abandon)
-_madd_finish = FASTCALL.get("add_finish", lib.cm_multi_add_finish)
-_mremove = FASTCALL.get("remove", lib.cm_multi_remove)
-_mfast_unlock = FASTCALL.get("multi_unlock", lib.cm_multi_unlock)
+_minfo = lib.cm_multi_info
+_madd_begin = lib.cm_multi_add_begin
+_madd_abandon = lib.cm_multi_add_abandon
+_madd_finish = lib.cm_multi_add_finish
+_mremove = lib.cm_multi_remove
 ACT = {name: getattr(lib, "CM_ACT_" + name.upper())
        for name in ("perform", "socket_action", "socket_all", "select", "poll", "wait",
                     "run_ready", "add_handle", "remove_handle", "close", "pause")}
@@ -162,14 +159,13 @@ _Done = Tuple[int, List[Curl], List[Tuple[Curl, int, str]]]
 class _MultiRecord(object):
     """The owner record of one ``CURLM *`` (see the module docstring)."""
 
-    __slots__ = ("h", "g", "gk", "ud", "lock", "state", "handles", "deferred", "assigned", "closers",
+    __slots__ = ("h", "g", "ud", "lock", "state", "handles", "deferred", "assigned", "closers",
                  "socket_cb", "timer_cb", "notify_cb", "callback_exc", "running", "long", "drain",
                  "fdbuf", "keep", "adding", "add_refused", "close_handles", "public", "core",
                  "__weakref__")
 
     h: Optional[_CData]  # the CURLM *, None once cleaned up
     g: _CData  # struct cm_multi: the lock and the busy mark (multigate.c)
-    gk: Any  # g's key for the fast functions (see _easy.gate_key)
     ud: Optional[_CData]
     lock: _MultiLock
     state: str
@@ -183,7 +179,7 @@ class _MultiRecord(object):
     callback_exc: Optional[BaseException]
     running: _CData
     long: _CData
-    drain: Optional[Tuple[Any, Any, Any, _CData]]
+    drain: Optional[Tuple[_CData, _CData, _CData]]
     fdbuf: Optional[_CData]
     keep: Optional[Dict[int, Tuple[List[_CData], _CData]]]
     adding: bool
@@ -199,7 +195,6 @@ class _MultiRecord(object):
         # by the cdata: freed with the last reference, never before a
         # finalizer (CurlMulti.__del__ in a collected cycle) that uses it.
         g = self.g = ffi.new("struct cm_multi *")
-        self.gk = gate_key(g)  # what the fast functions take
         lib.cm_multi_init(g, h)
         self.h = h
         self.ud = ffi.new_handle(self)  # a cycle through the record only; broken by teardown
@@ -555,18 +550,18 @@ class CurlMulti(Owned):
     def add_handle(self, curl: Curl) -> None:
         """Attach an easy handle; the multi keeps it alive until removed."""
         rec = self._rec
-        g = rec.gk
+        g = rec.g
         lock = rec.lock
         erec = curl._rec if type(curl) is Curl or isinstance(curl, Curl) else None
         held = False  # this call took the lock itself (the slow path)
-        gate = erec.gk if erec is not None else None
+        gate = erec.gate if erec is not None else None
         if gate is None or _madd_begin(g, gate):
             # The slow path: the multi busy (or closed), its lock taken by
             # another thread, or a bad argument; checked in pycurl's order.
             lock.acquire()
             held = True
             try:
-                if rec.g.depth:
+                if g.depth:
                     rec.enter("add_handle")
                 rec.open_handle("add_handle")  # after any wait: closed meanwhile?
                 if type(curl) is not Curl and not isinstance(curl, Curl):
@@ -574,7 +569,7 @@ class CurlMulti(Owned):
                 erec = curl._rec
                 if erec is None:
                     raise closed_error("Curl object", "add_handle")
-                gate = erec.gk
+                gate = erec.gate
                 if _madd_begin(g, gate):  # idle or ours, and held: cannot be refused
                     raise error(lib.CURLM_INTERNAL_ERROR, "add_handle(): the multi's state changed")
             except BaseException:
@@ -645,8 +640,8 @@ class CurlMulti(Owned):
                 # attached here, the mark set, curl_multi_remove_handle, gate
                 # idle again (a fast path of another thread may run from then
                 # on: libcurl no longer has the handle), the mark cleared.
-                g = rec.gk
-                code = _mremove(g, erec.gk)
+                g = rec.g
+                code = _mremove(g, erec.gate)
                 if code != _BUSY and code != _NOTHERE:
                     try:  # the lock is held
                         del rec.handles[erec]  # unlink() written out: a hot path
@@ -659,7 +654,7 @@ class CurlMulti(Owned):
                         if code or rec.callback_exc is not None or rec.deferred:
                             rec.settle(code)
                     finally:
-                        _mfast_unlock(g)
+                        _munlock(g)
                     return
         lock = rec.lock
         lock.acquire()
@@ -748,10 +743,9 @@ class CurlMulti(Owned):
         rec = self._rec
         drain = rec.drain
         if drain is None:
-            arrays = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP), ffi.new("int *"))
-            # the keys for _minfo; the cdata own the memory (the fourth item)
-            drain = rec.drain = (gate_key(arrays[0]), gate_key(arrays[1]), gate_key(arrays[2]), arrays)
-        okey, ckey, qkey, (owners, codes, queued) = drain
+            drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
+                                 ffi.new("int *"))
+        owners, codes, queued = drain
         if max_objects is None:
             max_objects = _INT_MAX
             cap = _DRAIN_CAP
@@ -764,7 +758,7 @@ class CurlMulti(Owned):
         # The common case in one C call: the lock taken, the multi idle (or
         # this thread in one of its calls), the queue drained; the lock
         # released again if nothing was there.
-        n = _minfo(rec.gk, okey, ckey, cap, qkey)
+        n = _minfo(rec.g, owners, codes, cap, queued)
         if not n:
             return queued[0], [], []
         lock = rec.lock

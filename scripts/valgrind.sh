@@ -3,7 +3,6 @@
 #   bash scripts/valgrind.sh [PYTEST ARGS]
 #
 #   bash scripts/valgrind.sh                       tests/test_multi_lifetimes.py tests/test_share.py
-#                                                  tests/test_fastcall.py
 #   bash scripts/valgrind.sh tests/test_share.py -k scenario
 #
 # pytest and every scenario subprocess it starts (--trace-children=yes) run
@@ -22,7 +21,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 trap 'echo; cm_die "interrupted"' INT
 
-DEFAULT_FILES=(test_multi_lifetimes.py test_share.py test_fastcall.py)
+DEFAULT_FILES=(test_multi_lifetimes.py test_share.py)
 VG_ERROR_EXIT=97
 
 cm_system_packages cpython

@@ -396,7 +396,7 @@ static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap,
  * e's own mutex taken (the multi's lock first).  Python then checks and
  * attaches the record and calls cm_multi_add_finish, or cm_multi_add_abandon.
  * CM_MBUSY: not now, nothing taken. */
-static int cm_multi_add_begin_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
+static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
 {
     pthread_t self = pthread_self();
     pthread_mutex_lock(&g->mu);
@@ -409,13 +409,8 @@ static int cm_multi_add_begin_l(struct cm_multi *g, struct cm_easy *e, cm_mu_loc
     cm_m_mark(g, self, CM_ACT_ADD_HANDLE);
     g->adding = e;
     pthread_mutex_unlock(&g->mu);
-    lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
     return 0;
-}
-
-static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
-{
-    return cm_multi_add_begin_l(g, e, cm_mu_wait);
 }
 
 /* Undo cm_multi_add_begin (e's mutex, the mark, the lock's level) if this
@@ -443,7 +438,7 @@ static int cm_multi_add_abandon(struct cm_multi *g, struct cm_easy *e)
  * released, curl_multi_add_handle, the mark cleared and the lock's level
  * released.  If libcurl refused, e is idle and detached again (Python undoes
  * its side under the lock). */
-static int cm_multi_add_finish_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
+static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
 {
     CURL *h = e->h;
     CURLM *m = g->m;
@@ -456,7 +451,7 @@ static int cm_multi_add_finish_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lo
     pthread_mutex_unlock(&e->mu);
     code = (int)curl_multi_add_handle(m, h);
     if (code) {
-        lock(&e->mu);
+        pthread_mutex_lock(&e->mu);
         e->idle = 1;
         e->multi = NULL;
         pthread_mutex_unlock(&e->mu);
@@ -469,18 +464,13 @@ static int cm_multi_add_finish_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lo
     return code;
 }
 
-static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
-{
-    return cm_multi_add_finish_l(g, e, cm_mu_wait);
-}
-
 /* remove_handle() with the multi idle: the lock taken (free, or this
  * thread's), e checked to be attached to g, the mark set,
  * curl_multi_remove_handle, e idle and detached, the mark cleared.  Returns
  * the CURLMcode with the lock still held (Python unlinks the record under
  * it); CM_MBUSY (the multi is busy, or the lock another thread's) or
  * CM_MNOTHERE (e not attached to g) with nothing held. */
-static int cm_multi_remove_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_fn lock)
+static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
 {
     pthread_t self = pthread_self();
     CURLM *m;
@@ -498,7 +488,7 @@ static int cm_multi_remove_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_f
     cm_m_mark(g, self, CM_ACT_REMOVE_HANDLE);
     pthread_mutex_unlock(&g->mu);
     /* e->multi changes only under g's lock, which this thread now holds. */
-    lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
     multi = e->multi;
     h = e->h;
     pthread_mutex_unlock(&e->mu);
@@ -511,17 +501,12 @@ static int cm_multi_remove_l(struct cm_multi *g, struct cm_easy *e, cm_mu_lock_f
         return CM_MNOTHERE;
     }
     code = (int)curl_multi_remove_handle(m, h);
-    lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
     e->idle = 1;
     e->multi = NULL;
     pthread_mutex_unlock(&e->mu);
     cm_multi_end(g);
     return code;
-}
-
-static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
-{
-    return cm_multi_remove_l(g, e, cm_mu_wait);
 }
 
 /* e is no longer attached to a multi (Python's unlink, under the multi's

@@ -647,18 +647,6 @@ struct cm_easy {
 
 #define CM_BUSY (-1)
 
-/* How a function that fastcall.c also calls with the GIL held takes a
- * handle's mutex: cm_mu_wait when entered through cffi (which released the
- * GIL), cm_fc_mu_wait (fastcall.c) when entered with the GIL held.  A thread
- * holding the mutex may be running Python (own_lock is held across Python
- * code), so nobody may wait for it with the GIL held. */
-typedef void (*cm_mu_lock_fn)(pthread_mutex_t *mu);
-
-static void cm_mu_wait(pthread_mutex_t *mu)
-{
-    pthread_mutex_lock(mu);
-}
-
 /* e is memory owned by a Python object (ffi.new), freed only when the last
  * reference to it goes, after every finalizer that might still use it (a
  * calloc'ed struct freed by an ffi.gc destructor could go first when a cycle
@@ -702,27 +690,10 @@ static void cm_easy_retire(struct cm_easy *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-static int cm_easy_fast_setopt_str_l(struct cm_easy *e, CURLoption opt, const char *value,
-                                     cm_mu_lock_fn lock)
-{
-    int code = CM_BUSY;
-    lock(&e->mu);
-    if (e->idle)
-        code = (int)curl_easy_setopt(e->h, opt, value);
-    pthread_mutex_unlock(&e->mu);
-    return code;
-}
-
 static int cm_easy_fast_setopt_str(struct cm_easy *e, CURLoption opt, const char *value)
 {
-    return cm_easy_fast_setopt_str_l(e, opt, value, cm_mu_wait);
-}
-
-static int cm_easy_fast_setopt_long_l(struct cm_easy *e, CURLoption opt, long value,
-                                      cm_mu_lock_fn lock)
-{
     int code = CM_BUSY;
-    lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
     if (e->idle)
         code = (int)curl_easy_setopt(e->h, opt, value);
     pthread_mutex_unlock(&e->mu);
@@ -731,14 +702,19 @@ static int cm_easy_fast_setopt_long_l(struct cm_easy *e, CURLoption opt, long va
 
 static int cm_easy_fast_setopt_long(struct cm_easy *e, CURLoption opt, long value)
 {
-    return cm_easy_fast_setopt_long_l(e, opt, value, cm_mu_wait);
+    int code = CM_BUSY;
+    pthread_mutex_lock(&e->mu);
+    if (e->idle)
+        code = (int)curl_easy_setopt(e->h, opt, value);
+    pthread_mutex_unlock(&e->mu);
+    return code;
 }
 
-static long cm_easy_fast_getinfo_long_l(struct cm_easy *e, CURLINFO info, cm_mu_lock_fn lock)
+static long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info)
 {
     long value = 0;
     CURLcode rc;
-    lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
     if (!e->idle) {
         pthread_mutex_unlock(&e->mu);
         cm_last_getinfo_code = (CURLcode)CM_BUSY;
@@ -748,9 +724,4 @@ static long cm_easy_fast_getinfo_long_l(struct cm_easy *e, CURLINFO info, cm_mu_
     pthread_mutex_unlock(&e->mu);
     cm_last_getinfo_code = rc;
     return rc == CURLE_OK ? value : LONG_MIN;
-}
-
-static long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info)
-{
-    return cm_easy_fast_getinfo_long_l(e, info, cm_mu_wait);
 }

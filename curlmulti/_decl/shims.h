@@ -151,6 +151,3 @@ long cm_easy_fast_getinfo_long(struct cm_easy *e, CURLINFO info);
  * record rec (borrowed), CURLE_NOT_BUILT_IN on PyPy. */
 int cm_cwrite_init(void *full, void *outcome);
 CURLcode cm_easy_set_cwrite(CURL *h, CURLoption opt, struct cm_easy *e, void *rec);
-/* The easy handle's fast paths as builtins that keep the GIL (fastcall.c;
- * CPython only): put into the dict d (borrowed), 0; -1 where not built. */
-int cm_fastcall_init(void *d);
