@@ -348,6 +348,7 @@ _SWAP_ATTRS = {o: a for o, a in _CALLBACK_ATTRS.items() if o != _CLOSESOCKETFUNC
 _get_ident = get_ident
 _easy_lock = lib.cm_easy_lock
 _easy_unlock = lib.cm_easy_unlock
+_easy_reclaim = lib.cm_easy_reclaim
 
 
 class _Lock(Protocol):
@@ -361,10 +362,13 @@ class _Lock(Protocol):
 class _EasyLock(object):
     """The own lock of an easy handle's record: the recursive C mutex of its
     ``struct cm_easy`` (shims.c), so that the fast paths of setopt() and
-    getinfo() take it in the same C call as their libcurl call.
-    ``acquire()`` and ``release()`` block; the hot paths call
-    ``cm_easy_lock``/``cm_easy_unlock`` on the gate directly, so this object
-    holds only the gate (one per Curl: kept small)."""
+    getinfo() take it in the same C call as their libcurl call.  This
+    object holds only the gate (one per Curl: kept small).
+
+    ``acquire()`` waits in slices of SLICE_MS (in C), so that a signal handler runs
+    while another thread holds the mutex.  An exception that handler raises
+    as the taking call returns (the result lost) would leave the mutex held
+    for good: ``cm_easy_reclaim`` releases it if that call took it."""
 
     __slots__ = ("gate",)
 
@@ -372,7 +376,13 @@ class _EasyLock(object):
         self.gate = gate
 
     def acquire(self) -> None:
-        _easy_lock(self.gate)
+        gate = self.gate
+        try:
+            while _easy_lock(gate):
+                pass  # not free yet: a loop's back edge, where PyPy runs signal handlers
+        except BaseException:
+            _easy_reclaim(gate)  # released if that call took it
+            raise
 
     def release(self) -> None:
         _easy_unlock(self.gate)
@@ -786,7 +796,12 @@ class Curl(Owned):
                 if attr is not None and callable(value) and (
                         option != _WRITEFUNCTION or not isinstance(getattr(value, "__self__", None), _Sink)):
                     gate = rec.gate
-                    _easy_lock(gate)
+                    try:  # _EasyLock.acquire() written out: a hot path
+                        while _easy_lock(gate):
+                            pass
+                    except BaseException:
+                        _easy_reclaim(gate)  # released if that call took it
+                        raise
                     try:
                         if rec.lock is rec.own_lock and rec.state is IDLE and getattr(rec, attr) is not None:
                             setattr(rec, attr, value)

@@ -35,6 +35,7 @@ from ._owner import CLOSING
 
 if TYPE_CHECKING:
     from ._async import AsyncCurlMulti
+    from ._curl import _CData
     from ._easy import Curl
     from ._multi import _MultiRecord
 
@@ -46,6 +47,8 @@ _E_ABORTED = lib.CURLE_ABORTED_BY_CALLBACK
 _M_INTERNAL = lib.CURLM_INTERNAL_ERROR
 _from_handle = ffi.from_handle
 _run = lib.cm_multi_run  # cm_evcore_run as one of the multi's long calls
+_reclaim = lib.cm_multi_reclaim
+_unlock = lib.cm_multi_unlock
 _BUSY = lib.CM_MBUSY
 
 
@@ -65,7 +68,7 @@ class EventCore(object):
         self.owners = ffi.new("void *[]", _CAP)
         self.codes = ffi.new("int[]", _CAP)
         self.removed = ffi.new("int[]", _CAP)
-        self.out = ffi.new("int[]", 5)
+        self.out = ffi.new("int[]", 6)
         self.pending = None  # (ok, failed) read by a run that then raised
         self.owner = None  # weakref to an AsyncCurlMulti: told of removals outside its calls
 
@@ -145,32 +148,30 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
     owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
     # One C call: marked busy, the run, the mark cleared and the lock taken
     # (the finished handles are looked up under it).
-    n = _run(rec.g, c, flags, owners, codes, removed, _CAP, out)
+    try:
+        n = _run(rec.g, c, flags, owners, codes, removed, _CAP, out)
+    except BaseException:
+        # A signal's, raised as the run returned (its n lost): if the run
+        # took the lock's level, what it finished is given by the next run.
+        if _reclaim(rec.g, 0):
+            _keep(rec, core)
+        raise
     if n == _BUSY:
         lock = rec.lock
         lock.acquire()
         try:
             n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
+        except BaseException:
+            if _reclaim(rec.g, 0):  # the run took its level (handed over) as it returned
+                _keep(rec, core)
+            raise
         finally:
             lock.release()  # the level the run took is still held
     try:  # the lock is held
-        ok: List[Curl] = []
-        failed: List[Tuple[Curl, int, str]] = []
         if n:
-            handles = rec.handles
-            for i in range(n):
-                erec = _from_handle(owners[i])
-                curl = handles.get(erec)
-                if curl is None or erec.state is CLOSING:
-                    continue  # closed meanwhile, from a callback
-                if not removed[i]:
-                    rec.unlink(erec)
-                code = codes[i]
-                if code == 0 and erec.callback_error is None:
-                    ok.append(curl)
-                else:
-                    err = erec.transfer_error(code or _E_ABORTED)
-                    failed.append((curl, err.args[0], err.args[1]))
+            ok, failed = _collect(rec, n, owners, codes, removed)
+        else:
+            ok, failed = [], []
         code, running, queued, foreign, errno_ = out[0], out[1], out[2], out[3], out[4]
         if code or errno_ or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
             core.pending = (ok, failed)  # given by the next run if this one raises
@@ -181,6 +182,41 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         return running, ok, failed, bool(foreign), bool(queued) or n == _CAP
     finally:
         rec.lock.release()
+
+
+def _keep(rec: _MultiRecord, core: EventCore) -> None:
+    """The handler of an exception raised as a run returned (n lost) that
+    took its level of the lock: what it finished is given by the next run,
+    and the level released."""
+    try:
+        n = core.out[5]
+        if n:
+            core.pending = _collect(rec, n, core.owners, core.codes, core.removed)
+    finally:
+        _unlock(rec.g)
+
+
+def _collect(rec: _MultiRecord, n: int, owners: _CData, codes: _CData, removed: _CData
+             ) -> Tuple[List[Curl], List[Tuple[Curl, int, str]]]:
+    """Under the lock: the n transfers a run finished and removed from
+    libcurl, unlinked, as (ok, failed)."""
+    ok: List[Curl] = []
+    failed: List[Tuple[Curl, int, str]] = []
+    handles = rec.handles
+    for i in range(n):
+        erec = _from_handle(owners[i])
+        curl = handles.get(erec)
+        if curl is None or erec.state is CLOSING:
+            continue  # closed meanwhile, from a callback
+        if not removed[i]:
+            rec.unlink(erec)
+        code = codes[i]
+        if code == 0 and erec.callback_error is None:
+            ok.append(curl)
+        else:
+            err = erec.transfer_error(code or _E_ABORTED)
+            failed.append((curl, err.args[0], err.args[1]))
+    return ok, failed
 
 
 def watched(rec: _MultiRecord) -> Dict[int, int]:

@@ -66,7 +66,7 @@ from ._curl import ffi, lib
 from ._easy import Curl, _EasyRecord, _SocketCloser
 from ._errors import (check_multi, closed_error, error, misuse, multi_strerror,
                       raise_from_callback)
-from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, Owned
+from ._owner import ATTACHED, CLOSED, CLOSING, IDLE, OPEN, SLICE_MS, Owned
 
 _M_SOCKETFUNCTION = lib.CURLMOPT_SOCKETFUNCTION
 _M_TIMERFUNCTION = lib.CURLMOPT_TIMERFUNCTION
@@ -96,9 +96,10 @@ _CLOSED = "CurlMulti object"
 # The record's lock and busy mark (struct cm_multi, multigate.c).
 _BUSY = lib.CM_MBUSY        # a fast path's "not now": take the slow path
 _NOTHERE = lib.CM_MNOTHERE  # cm_multi_remove: not attached to this multi
-_SLICE_MS = 10  # a blocked wait returns to Python this often (signals: Ctrl-C)
+_SLICE_MS = SLICE_MS  # a blocked wait returns to Python this often (signals: Ctrl-C)
 _mlock = lib.cm_multi_lock
 _munlock = lib.cm_multi_unlock
+_mreclaim = lib.cm_multi_reclaim
 _menter = lib.cm_multi_enter
 _mbegin = lib.cm_multi_begin
 _mend = lib.cm_multi_end
@@ -125,7 +126,14 @@ class _MultiLock(object):
     cm_multi`` (multigate.c), which the hot calls take in the same C call
     as their libcurl call.  ``acquire()`` waits in slices of _SLICE_MS, so
     that a signal handler (Ctrl-C) runs while another thread holds it;
-    ``release()`` is the C call itself."""
+    ``release()`` is the C call itself.
+
+    An exception raised as a call that takes a level returns (a pending
+    signal: CPython and PyPy run handlers right after a C call) loses the
+    result; the handler asks ``cm_multi_reclaim`` whether the call took the
+    level, and undoes it if so.  Every call that hands Python a level
+    (this one, info_read's and remove_handle's fast paths, run_ready's
+    run) is wrapped so."""
 
     __slots__ = ("g", "release")
 
@@ -138,8 +146,12 @@ class _MultiLock(object):
 
     def acquire(self) -> None:
         g = self.g
-        while _mlock(g, _SLICE_MS):
-            pass  # not free yet: a loop's back edge, where PyPy runs signal handlers
+        try:
+            while _mlock(g, _SLICE_MS):
+                pass  # not free yet: a loop's back edge, where PyPy runs signal handlers
+        except BaseException:
+            _mreclaim(g, 1)  # released if that call took it
+            raise
 
     def __enter__(self) -> _MultiLock:
         self.acquire()
@@ -162,7 +174,7 @@ class _MultiRecord(object):
     __slots__ = ("h", "g", "ud", "lock", "state", "handles", "deferred", "assigned", "closers",
                  "socket_cb", "timer_cb", "notify_cb", "callback_exc", "running", "long", "drain",
                  "fdbuf", "keep", "adding", "add_refused", "close_handles", "public", "core",
-                 "__weakref__")
+                 "info_pending", "__weakref__")
 
     h: Optional[_CData]  # the CURLM *, None once cleaned up
     g: _CData  # struct cm_multi: the lock and the busy mark (multigate.c)
@@ -187,6 +199,7 @@ class _MultiRecord(object):
     close_handles: bool
     public: weakref.ref[CurlMulti]
     core: Optional[_eventcore.EventCore]
+    info_pending: Optional[Tuple[List[Curl], List[Tuple[Curl, int, str]]]]
 
     def __init__(self, h: _CData, public: CurlMulti, close_handles: bool) -> None:
         # The C side of the record: its lock, and the busy mark (which
@@ -213,6 +226,7 @@ class _MultiRecord(object):
         self.close_handles = close_handles
         self.public = weakref.ref(public)
         self.core = None        # the native event core, once installed (_eventcore.py)
+        self.info_pending = None  # (ok, failed) read by an info_read() that then raised
 
     # The busy mark, as Python reads it (written only in C).
     @property
@@ -352,6 +366,36 @@ class _MultiRecord(object):
         finally:
             own.release()
 
+    def read_done(self, n: int, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
+        """Under the lock: the n messages info_read() drained into the
+        record's buffers (``drain``), appended to ok and failed."""
+        owners, codes = self.drain[0], self.drain[1]  # type: ignore[index]
+        handles = self.handles
+        for i in range(n):
+            erec = _from_handle(owners[i])
+            curl = handles.get(erec)
+            if curl is None:
+                continue  # closed meanwhile, from a callback
+            code = codes[i]
+            if code == 0 and erec.callback_error is None:
+                ok.append(curl)
+            else:
+                err = erec.transfer_error(code or _E_ABORTED_BY_CALLBACK)
+                failed.append((curl, err.args[0], err.args[1]))
+
+    def removed(self, erec: _EasyRecord) -> None:
+        """Under the lock: the Python side of a removal cm_multi_remove did
+        in C, finished from wherever it was interrupted."""
+        self.handles.pop(erec, None)
+        if erec.lock is not erec.own_lock:  # not yet switched: erec is still this multi's alone
+            if erec.state is ATTACHED:
+                erec.state = IDLE
+            erec.multi = None
+            erec.retired = None
+            erec.lock = erec.own_lock
+        if erec.closers:
+            self.closers.update(erec.closers)
+
     def unlink(self, erec: _EasyRecord) -> None:
         """erec is no longer attached (after curl_multi_remove_handle)."""
         self.handles.pop(erec, None)
@@ -463,6 +507,7 @@ class _MultiRecord(object):
             self.assigned.clear()
             self.closers.clear()
             self.callback_exc = None
+            self.info_pending = None
             self.ud = None
             core, self.core = self.core, None
             if core is not None:
@@ -551,82 +596,96 @@ class CurlMulti(Owned):
         """Attach an easy handle; the multi keeps it alive until removed."""
         rec = self._rec
         g = rec.g
-        lock = rec.lock
         erec = curl._rec if type(curl) is Curl or isinstance(curl, Curl) else None
-        held = False  # this call took the lock itself (the slow path)
         gate = erec.gate if erec is not None else None
-        if gate is None or _madd_begin(g, gate):
-            # The slow path: the multi busy (or closed), its lock taken by
-            # another thread, or a bad argument; checked in pycurl's order.
-            lock.acquire()
-            held = True
-            try:
-                if g.depth:
-                    rec.enter("add_handle")
-                rec.open_handle("add_handle")  # after any wait: closed meanwhile?
-                if type(curl) is not Curl and not isinstance(curl, Curl):
-                    raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
-                erec = curl._rec
-                if erec is None:
-                    raise closed_error("Curl object", "add_handle")
-                gate = erec.gate
-                if _madd_begin(g, gate):  # idle or ours, and held: cannot be refused
-                    raise error(lib.CURLM_INTERNAL_ERROR, "add_handle(): the multi's state changed")
-            except BaseException:
-                lock.release()
-                raise
-        # Now: the lock held (one more level), the multi marked busy with
-        # this thread (add_handle) and the handle's own mutex held, until
-        # _madd_finish or _madd_abandon (which is a no-op once either ran,
-        # so the handler below is safe wherever an exception lands).
+        # Between _madd_begin and _madd_finish the lock is held (one more
+        # level), the multi marked busy with this thread and the handle's own
+        # mutex held.  _madd_abandon undoes that if this thread is still
+        # there, and is a no-op otherwise, so the handler below is right
+        # wherever an exception lands (on PyPy a signal's can land between
+        # any two bytecodes): it undoes the Python side of the attach too
+        # only if the C side never happened.
         try:
-            try:
-                if erec.state is not IDLE:
-                    _madd_abandon(g, gate)
-                    rec.refuse_attach(erec)  # raises why not
-                    return self.add_handle(curl)  # idle now (detached meanwhile): once more
-                # Attached for Python before libcurl runs the timer callback,
-                # so that a close() from there is deferred, not done under
-                # libcurl.
-                erec.state = ATTACHED
-                erec.multi = rec
-                erec.lock = lock
-                erec.callback_error = None
-                rec.handles[erec] = curl
-                rec.adding = True
-                # gate.idle cleared, its mutex released, curl_multi_add_handle,
-                # the mark and the lock's level released.
-                code = _madd_finish(g, gate)
-            except BaseException:
-                if _madd_abandon(g, gate):  # stopped before libcurl was called
-                    rec.handles.pop(erec, None)
-                    if erec.multi is rec:
-                        erec.state = IDLE
-                        erec.multi = None
-                        erec.lock = erec.own_lock
+            if gate is None or _madd_begin(g, gate):
+                self._add_begin_slow(curl)  # raises, or returns begun
+            assert erec is not None and gate is not None  # as the slow path checked
+            if erec.state is not IDLE:
+                _madd_abandon(g, gate)
+                rec.refuse_attach(erec)  # raises why not
+                return self.add_handle(curl)  # idle now (detached meanwhile): once more
+            # Attached for Python before libcurl runs the timer callback, so
+            # that a close() from there is deferred, not done under libcurl.
+            erec.multi = rec  # first: the sign, for the handler, that this call attached it
+            erec.state = ATTACHED
+            erec.lock = rec.lock
+            erec.callback_error = None
+            rec.handles[erec] = curl
+            rec.adding = True
+            # gate.idle cleared, its mutex released, curl_multi_add_handle,
+            # the mark and the lock's level released.
+            code = _madd_finish(g, gate)
+            rec.adding = False
+        except BaseException:
+            rec.adding = False
+            if gate is None or erec is None:
                 raise
-            finally:
-                rec.adding = False
-            if code or rec.add_refused or rec.callback_exc is not None or rec.deferred:
-                lock.acquire()
-                try:
-                    if code:
-                        # Refused before libcurl linked it (the timer callback
-                        # never fails an add: see _callbacks.cm_timer_cb).
+            if _madd_abandon(g, gate):
+                if erec.multi is rec:
+                    # stopped before libcurl was called: not attached after all
+                    rec.handles.pop(erec, None)
+                    erec.state = IDLE
+                    erec.lock = erec.own_lock
+                    erec.multi = None
+            elif erec.multi is rec and (gate.idle or rec.add_refused or rec.callback_exc is not None):
+                # Stopped as _madd_finish returned (its code lost), with
+                # libcurl's refusal or a failed timer callback to undo, as
+                # below; the callback's exception stays for the multi's next
+                # call.
+                with rec.lock:
+                    if erec.multi is rec and gate.idle:
                         rec.unlink(erec)
-                        rec.settle(code)
                     if rec.add_refused or rec.callback_exc is not None:
-                        # The timer callback failed: undo the add, then raise.
                         rec.add_refused = False
-                        rec.detach(erec, curl, False, "add_handle")
-                        rec.settle(_M_ABORTED)  # raises the callback's exception
-                        raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
-                    rec.settle(0)
-                finally:
-                    lock.release()
-        finally:
-            if held:
-                lock.release()
+                        if erec.multi is rec:
+                            stored = rec.callback_exc
+                            try:
+                                rec.detach(erec, curl, False, "add_handle")
+                            except Exception:  # the stored one: the signal's goes first
+                                rec.callback_exc = stored
+            raise
+        if code or rec.add_refused or rec.callback_exc is not None or rec.deferred:
+            with rec.lock:
+                if code:
+                    # Refused before libcurl linked it (the timer callback
+                    # never fails an add: see _callbacks.cm_timer_cb).
+                    rec.unlink(erec)
+                    rec.settle(code)
+                if rec.add_refused or rec.callback_exc is not None:
+                    # The timer callback failed: undo the add, then raise.
+                    rec.add_refused = False
+                    rec.detach(erec, curl, False, "add_handle")
+                    rec.settle(_M_ABORTED)  # raises the callback's exception
+                    raise error(_M_ABORTED, "the timer callback returned -1: the handle was not added")
+                rec.settle(0)
+
+    def _add_begin_slow(self, curl: Curl) -> None:
+        """add_handle()'s first half when the fast one said not now: the
+        multi busy (or closed), its lock another thread's, or a bad argument,
+        checked in pycurl's order.  Returns with the add begun (the level of
+        the lock taken here given back), or raises with nothing of it held."""
+        rec = self._rec
+        g = rec.g
+        with rec.lock:
+            if g.depth:
+                rec.enter("add_handle")
+            rec.open_handle("add_handle")  # after any wait: closed meanwhile?
+            if type(curl) is not Curl and not isinstance(curl, Curl):
+                raise TypeError("add_handle() takes a Curl, not %s" % type(curl).__name__)
+            erec = curl._rec
+            if erec is None:
+                raise closed_error("Curl object", "add_handle")
+            if _madd_begin(g, erec.gate):  # idle or ours, and held: cannot be refused
+                raise error(lib.CURLM_INTERNAL_ERROR, "add_handle(): the multi's state changed")
 
     def remove_handle(self, curl: Curl) -> None:
         """Detach an easy handle (it stays open).  A closed Curl has already
@@ -640,22 +699,34 @@ class CurlMulti(Owned):
                 # attached here, the mark set, curl_multi_remove_handle, gate
                 # idle again (a fast path of another thread may run from then
                 # on: libcurl no longer has the handle), the mark cleared.
+                # With a CURLMcode the lock is handed to Python: until this
+                # thread's next call into the multi, _mreclaim says so, and
+                # the handler finishes the removal's Python side wherever an
+                # exception (a signal's) landed.
                 g = rec.g
-                code = _mremove(g, erec.gate)
-                if code != _BUSY and code != _NOTHERE:
-                    try:  # the lock is held
-                        del rec.handles[erec]  # unlink() written out: a hot path
+                try:
+                    code = _mremove(g, erec.gate)
+                    if code != _BUSY and code != _NOTHERE:
+                        del rec.handles[erec]  # removed(), written out: a hot path
                         erec.state = IDLE
                         erec.multi = None
                         erec.retired = None
                         erec.lock = erec.own_lock
                         if erec.closers:
                             rec.closers.update(erec.closers)
-                        if code or rec.callback_exc is not None or rec.deferred:
-                            rec.settle(code)
-                    finally:
-                        _munlock(g)
-                    return
+                        try:
+                            if code or rec.callback_exc is not None or rec.deferred:
+                                rec.settle(code)
+                        finally:
+                            _munlock(g)
+                        return
+                except BaseException:
+                    if _mreclaim(g, 0):
+                        try:
+                            rec.removed(erec)
+                        finally:
+                            _munlock(g)
+                    raise
         lock = rec.lock
         lock.acquire()
         try:
@@ -744,7 +815,7 @@ class CurlMulti(Owned):
         drain = rec.drain
         if drain is None:
             drain = rec.drain = (ffi.new("void *[]", _DRAIN_CAP), ffi.new("int[]", _DRAIN_CAP),
-                                 ffi.new("int *"))
+                                 ffi.new("int[2]"))
         owners, codes, queued = drain
         if max_objects is None:
             max_objects = _INT_MAX
@@ -755,10 +826,24 @@ class CurlMulti(Owned):
             raise misuse("argument to info_read must be greater than zero")
         else:
             cap = _DRAIN_CAP if max_objects > _DRAIN_CAP else max_objects
+        if rec.info_pending is not None:  # read by a call that then raised: given first
+            return self._info_pending(max_objects)
         # The common case in one C call: the lock taken, the multi idle (or
         # this thread in one of its calls), the queue drained; the lock
         # released again if nothing was there.
-        n = _minfo(rec.g, owners, codes, cap, queued)
+        try:
+            n = _minfo(rec.g, owners, codes, cap, queued)
+        except BaseException:
+            # A signal's, raised as the call returned (n lost): if it took
+            # the lock's level, what it read is given by the next call.
+            if _mreclaim(rec.g, 0):
+                try:
+                    got: _Done = (0, [], [])
+                    rec.read_done(queued[1], got[1], got[2])
+                    rec.info_pending = got[1], got[2]
+                finally:
+                    _munlock(rec.g)
+            raise
         if not n:
             return queued[0], [], []
         lock = rec.lock
@@ -773,26 +858,39 @@ class CurlMulti(Owned):
                 lock.release()
                 raise
         try:  # the lock is held: the handles live while they are looked up
-            handles = rec.handles
-            ok, failed = [], []
+            ok: List[Curl] = []
+            failed: List[Tuple[Curl, int, str]] = []
             while True:
-                for i in range(n):
-                    erec = _from_handle(owners[i])
-                    curl = handles.get(erec)
-                    if curl is None:
-                        continue  # closed meanwhile, from a callback
-                    code = codes[i]
-                    if code == 0 and erec.callback_error is None:
-                        ok.append(curl)
-                    else:
-                        err = erec.transfer_error(code or _E_ABORTED_BY_CALLBACK)
-                        failed.append((curl, err.args[0], err.args[1]))
+                rec.read_done(n, ok, failed)
                 max_objects -= n
                 if n < _DRAIN_CAP or not max_objects or not queued[0]:
                     return queued[0], ok, failed
                 n = _info_drain(rec.h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
         finally:
             lock.release()
+
+    def _info_pending(self, max_objects: int) -> _Done:
+        """info_read() of what a call that raised as it returned had read:
+        up to max_objects of those still attached, and 1 (call again)."""
+        rec = self._rec
+        with rec.lock:
+            if rec.g.depth:
+                rec.enter("info_read")
+            rec.open_handle("info_read")
+            pending = rec.info_pending
+            rec.info_pending = None
+            if pending is None:  # taken by another thread meanwhile
+                return 1, [], []
+            handles = rec.handles
+            done = [(curl, None) for curl in pending[0]] + [(e[0], e) for e in pending[1]]
+            done = [d for d in done if d[0]._rec in handles]  # not removed or closed since
+            if len(done) > max_objects:
+                rest = done[max_objects:]
+                rec.info_pending = ([d[0] for d in rest if d[1] is None],
+                                    [d[1] for d in rest if d[1] is not None])
+                done = done[:max_objects]
+            return (1, [d[0] for d in done if d[1] is None],
+                    [d[1] for d in done if d[1] is not None])
 
     def timeout(self) -> int:
         """``curl_multi_timeout``: milliseconds to wait, or -1."""

@@ -35,6 +35,7 @@ cycle, so on CPython that is at once).  Nothing in the library calls
 import threading
 from typing import Any, TypeVar
 
+from ._curl import lib
 from ._errors import no_copy, no_pickle
 
 # The states of a Curl's record; a multi, share or sink is OPEN or CLOSED.
@@ -46,6 +47,9 @@ CLOSED = "closed"          # the C object is freed
 OPEN = "open"
 
 get_ident = threading.get_ident
+# A blocked wait for a record's lock returns to Python this often, so that
+# a signal handler (Ctrl-C) runs while another thread holds the lock.
+SLICE_MS = lib.CM_SLICE_MS
 _T = TypeVar("_T", bound="Owned")
 
 

@@ -234,7 +234,7 @@ static CURLMcode cm_evcore_timeout_action(struct cm_evcore *c, int *running)
  * out[0]: the first failing CURLMcode, out[1]: running transfers after the
  * last action (-1: no action ran), out[2]: messages left in libcurl's queue,
  * out[3]: 1 if a callback ran outside our calls since the last run,
- * out[4]: errno of a failed epoll call.  Returns the count. */
+ * out[4]: errno of a failed epoll call, out[5]: the count, which it returns. */
 static int cm_evcore_run(CURLM *m, struct cm_evcore *c, int flags, void **owners, int *codes,
                          int *removed, int cap, int *out)
 {
@@ -305,6 +305,7 @@ static int cm_evcore_run(CURLM *m, struct cm_evcore *c, int flags, void **owners
     out[2] = queued;
     out[3] = c->foreign;
     out[4] = c->err;
+    out[5] = n;
     c->foreign = 0;
     c->err = 0;
     c->in_run = 0;

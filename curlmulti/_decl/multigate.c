@@ -52,6 +52,8 @@ struct cm_multi {
     unsigned long ident;     /* owner as a number while depth > 0 (for Python's eyes only) */
     int sleepers;            /* threads blocked on cv */
     struct cm_easy *adding;  /* between cm_multi_add_begin and _finish (or _abandon) */
+    int hand_count;          /* a level handed to Python (see cm_multi_reclaim); 0: none */
+    pthread_t hand_thread;
     pthread_t holder;
     pthread_t owner;
     pthread_mutex_t mu;
@@ -125,6 +127,22 @@ static int cm_m_sleep(struct cm_multi *g, const struct timespec *deadline)
     return rc == ETIMEDOUT;
 }
 
+/* mu taken.  Any call of this thread into g ends a level's hand-off to it
+ * (see cm_multi_reclaim): a hand-off is claimed right after its call or never. */
+static void cm_m_mu(struct cm_multi *g, pthread_t self)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->hand_count && pthread_equal(g->hand_thread, self))
+        g->hand_count = 0;
+}
+
+/* With mu held, the lock just taken (one more level) for Python. */
+static void cm_m_hand(struct cm_multi *g, pthread_t self)
+{
+    g->hand_thread = self;
+    g->hand_count = g->count;
+}
+
 /* The record's lock.  slice_ms >= 0: give up after that long and return 1
  * (Python calls again, seeing signals in between); else wait as long as it
  * takes.  0 once taken. */
@@ -132,7 +150,7 @@ static int cm_multi_lock(struct cm_multi *g, int slice_ms)
 {
     pthread_t self = pthread_self();
     struct timespec deadline;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     if (!cm_m_lock_free(g, self)) {
         if (slice_ms >= 0)
             cm_m_deadline(&deadline, slice_ms);
@@ -145,6 +163,7 @@ static int cm_multi_lock(struct cm_multi *g, int slice_ms)
     }
     g->holder = self;
     g->count++;
+    cm_m_hand(g, self);
     pthread_mutex_unlock(&g->mu);
     return 0;
 }
@@ -152,9 +171,10 @@ static int cm_multi_lock(struct cm_multi *g, int slice_ms)
 /* -1 if this thread does not hold the lock. */
 static int cm_multi_unlock(struct cm_multi *g)
 {
+    pthread_t self = pthread_self();
     int rc = 0;
-    pthread_mutex_lock(&g->mu);
-    if (g->count == 0 || !pthread_equal(g->holder, pthread_self()))
+    cm_m_mu(g, self);
+    if (g->count == 0 || !pthread_equal(g->holder, self))
         rc = -1;
     else if (--g->count == 0)
         cm_m_wake(g);
@@ -184,14 +204,15 @@ static void cm_m_unmark(struct cm_multi *g)
 /* Python's begin()/end(): the mark, for a call made under the lock. */
 static void cm_multi_begin(struct cm_multi *g, int activity)
 {
-    pthread_mutex_lock(&g->mu);
-    cm_m_mark(g, pthread_self(), activity);
+    pthread_t self = pthread_self();
+    cm_m_mu(g, self);
+    cm_m_mark(g, self, activity);
     pthread_mutex_unlock(&g->mu);
 }
 
 static void cm_multi_end(struct cm_multi *g)
 {
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, pthread_self());
     cm_m_unmark(g);
     pthread_mutex_unlock(&g->mu);
 }
@@ -207,7 +228,7 @@ static int cm_multi_enter(struct cm_multi *g, int is_long, int slice_ms)
     pthread_t self = pthread_self();
     struct timespec deadline;
     int saved, timed_out = 0;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     if (g->depth == 0) {
         if (!is_long || g->waiters == 0 || g->m == NULL) {
             pthread_mutex_unlock(&g->mu);
@@ -261,7 +282,7 @@ static CURLM *cm_m_begin(struct cm_multi *g, int activity, int *relock)
 {
     pthread_t self = pthread_self();
     CURLM *m;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     m = g->m;
     if (m == NULL || (g->count && !pthread_equal(g->holder, self))
         || (g->depth ? !pthread_equal(g->owner, self) : g->waiters != 0)) {
@@ -279,18 +300,20 @@ static CURLM *cm_m_begin(struct cm_multi *g, int activity, int *relock)
     return m;
 }
 
-/* The end of a long call: the mark cleared; with relock, the lock taken
- * back (one level). */
-static void cm_m_end(struct cm_multi *g, int relock)
+/* The end of a long call: the mark cleared and `levels` of the lock taken
+ * (back): cm_m_begin's relock, plus one handed to Python if hand. */
+static void cm_m_end(struct cm_multi *g, int levels, int hand)
 {
     pthread_t self = pthread_self();
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     cm_m_unmark(g);
-    if (relock) {
+    if (levels) {
         while (!cm_m_lock_free(g, self))
             cm_m_sleep(g, NULL);
         g->holder = self;
-        g->count++;
+        g->count += levels;
+        if (hand)
+            cm_m_hand(g, self);
     }
     pthread_mutex_unlock(&g->mu);
 }
@@ -302,7 +325,7 @@ static int cm_multi_perform(struct cm_multi *g, int *running)
     if (m == NULL)
         return CM_MBUSY;
     code = (int)curl_multi_perform(m, running);
-    cm_m_end(g, relock);
+    cm_m_end(g, relock, 0);
     return code;
 }
 
@@ -313,7 +336,7 @@ static int cm_multi_socket_action(struct cm_multi *g, curl_socket_t s, int ev, i
     if (m == NULL)
         return CM_MBUSY;
     code = (int)curl_multi_socket_action(m, s, ev, running);
-    cm_m_end(g, relock);
+    cm_m_end(g, relock, 0);
     return code;
 }
 
@@ -324,7 +347,7 @@ static int cm_multi_socket_all(struct cm_multi *g, int *running)
     if (m == NULL)
         return CM_MBUSY;
     code = (int)curl_multi_socket_all(m, running);
-    cm_m_end(g, relock);
+    cm_m_end(g, relock, 0);
     return code;
 }
 
@@ -336,7 +359,7 @@ static int cm_multi_select_g(struct cm_multi *g, int timeout_ms)
     if (m == NULL)
         return CM_MBUSY;
     n = cm_multi_select(m, timeout_ms);
-    cm_m_end(g, relock);
+    cm_m_end(g, relock, 0);
     return n;
 }
 
@@ -351,12 +374,13 @@ static int cm_multi_poll_g(struct cm_multi *g, int wait, int timeout_ms, int *ou
         code = (int)curl_multi_wait(m, NULL, 0, timeout_ms, out);
     else
         code = (int)curl_multi_poll(m, NULL, 0, timeout_ms, out);
-    cm_m_end(g, relock);
+    cm_m_end(g, relock, 0);
     return code;
 }
 
 /* run_ready(): cm_evcore_run as a long call; returns with one more level of
- * the lock held (Python maps the finished handles under it). */
+ * the lock held than the caller had (Python maps the finished handles under
+ * it), handed to Python. */
 static int cm_multi_run(struct cm_multi *g, struct cm_evcore *c, int flags, void **owners,
                         int *codes, int *removed, int cap, int *out)
 {
@@ -365,19 +389,21 @@ static int cm_multi_run(struct cm_multi *g, struct cm_evcore *c, int flags, void
     if (m == NULL)
         return CM_MBUSY;
     n = cm_evcore_run(m, c, flags, owners, codes, removed, cap, out);
-    cm_m_end(g, 1);
+    cm_m_end(g, relock + 1, 1);
     return n;
 }
 
 /* info_read(): the lock taken (free, or this thread's) and the multi idle or
- * in a call of this thread, then cm_multi_info_drain.  With n > 0 the lock is
- * still held (one level more): Python maps the handles under it. */
+ * in a call of this thread, then cm_multi_info_drain (queued[0]: left in the
+ * queue, queued[1]: n).  With n > 0 the lock is
+ * still held (one level more, handed to Python): Python maps the handles
+ * under it. */
 static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap, int *queued)
 {
     pthread_t self = pthread_self();
     CURLM *m;
     int n;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     m = g->m;
     if (m == NULL || !cm_m_lock_free(g, self) || (g->depth && !pthread_equal(g->owner, self))) {
         pthread_mutex_unlock(&g->mu);
@@ -385,8 +411,10 @@ static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap,
     }
     g->holder = self;
     g->count++;
+    cm_m_hand(g, self);  /* ended by the unlock below if n == 0 */
     pthread_mutex_unlock(&g->mu);
     n = cm_multi_info_drain(m, owners, codes, cap, queued);
+    queued[1] = n;  /* for cm_multi_reclaim's caller, who lost the result */
     if (n == 0)
         cm_multi_unlock(g);
     return n;
@@ -399,7 +427,7 @@ static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap,
 static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
 {
     pthread_t self = pthread_self();
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     if (g->m == NULL || !cm_m_lock_free(g, self) || (g->depth && !pthread_equal(g->owner, self))) {
         pthread_mutex_unlock(&g->mu);
         return CM_MBUSY;
@@ -418,15 +446,16 @@ static int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e)
  * or abandoned) 0, nothing done.  Safe to call from any exception handler. */
 static int cm_multi_add_abandon(struct cm_multi *g, struct cm_easy *e)
 {
-    pthread_mutex_lock(&g->mu);
-    if (g->adding != e || g->depth == 0 || !pthread_equal(g->owner, pthread_self())) {
+    pthread_t self = pthread_self();
+    cm_m_mu(g, self);
+    if (g->adding != e || g->depth == 0 || !pthread_equal(g->owner, self)) {
         pthread_mutex_unlock(&g->mu);
         return 0;
     }
     g->adding = NULL;
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&e->mu);
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     cm_m_unmark(g);
     if (--g->count == 0)
         cm_m_wake(g);
@@ -440,12 +469,13 @@ static int cm_multi_add_abandon(struct cm_multi *g, struct cm_easy *e)
  * its side under the lock). */
 static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
 {
+    pthread_t self = pthread_self();
     CURL *h = e->h;
     CURLM *m = g->m;
     int code;
     e->idle = 0;
     e->multi = g;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     g->adding = NULL;
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&e->mu);
@@ -456,7 +486,7 @@ static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
         e->multi = NULL;
         pthread_mutex_unlock(&e->mu);
     }
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     cm_m_unmark(g);
     if (--g->count == 0)
         cm_m_wake(g);
@@ -467,8 +497,8 @@ static int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e)
 /* remove_handle() with the multi idle: the lock taken (free, or this
  * thread's), e checked to be attached to g, the mark set,
  * curl_multi_remove_handle, e idle and detached, the mark cleared.  Returns
- * the CURLMcode with the lock still held (Python unlinks the record under
- * it); CM_MBUSY (the multi is busy, or the lock another thread's) or
+ * the CURLMcode with the lock still held, handed to Python (which unlinks
+ * the record under it); CM_MBUSY (the multi is busy, or the lock another thread's) or
  * CM_MNOTHERE (e not attached to g) with nothing held. */
 static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
 {
@@ -477,7 +507,7 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
     CURL *h;
     void *multi;
     int code;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, self);
     m = g->m;
     if (m == NULL || g->depth || !cm_m_lock_free(g, self)) {
         pthread_mutex_unlock(&g->mu);
@@ -493,7 +523,7 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
     h = e->h;
     pthread_mutex_unlock(&e->mu);
     if (multi != (void *)g || h == NULL) {
-        pthread_mutex_lock(&g->mu);
+        cm_m_mu(g, self);
         cm_m_unmark(g);
         if (--g->count == 0)
             cm_m_wake(g);
@@ -505,7 +535,10 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
     e->idle = 1;
     e->multi = NULL;
     pthread_mutex_unlock(&e->mu);
-    cm_multi_end(g);
+    cm_m_mu(g, self);
+    cm_m_unmark(g);
+    cm_m_hand(g, self);
+    pthread_mutex_unlock(&g->mu);
     return code;
 }
 
@@ -524,9 +557,33 @@ static void cm_easy_detached(struct cm_easy *e, int idle)
 static CURLM *cm_multi_close(struct cm_multi *g)
 {
     CURLM *m;
-    pthread_mutex_lock(&g->mu);
+    cm_m_mu(g, pthread_self());
     m = g->m;
     g->m = NULL;
     pthread_mutex_unlock(&g->mu);
     return m;
+}
+
+/* Python's handler of an exception raised as one of the calls that hand a
+ * level of the lock to it returned (cm_multi_lock, cm_multi_info with n > 0,
+ * cm_multi_run, cm_multi_remove with a CURLMcode): on CPython and PyPy a
+ * pending signal (Ctrl-C) is raised there, and the result is lost.  1 if that
+ * call did take the level, 0 if it did not.  With release, the level is
+ * released in the same call (no second signal can land in between); else the
+ * handler undoes the call's work, then releases it.  Any other call of this
+ * thread into g in between ends the hand-off, so only the call just made can
+ * be claimed. */
+static int cm_multi_reclaim(struct cm_multi *g, int release)
+{
+    pthread_t self = pthread_self();
+    int rc;
+    pthread_mutex_lock(&g->mu);
+    rc = g->hand_count && pthread_equal(g->hand_thread, self) && g->count == g->hand_count
+         && pthread_equal(g->holder, self);
+    if (pthread_equal(g->hand_thread, self))
+        g->hand_count = 0;
+    if (rc && release && --g->count == 0)
+        cm_m_wake(g);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
 }

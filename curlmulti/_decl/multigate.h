@@ -41,6 +41,7 @@ int cm_multi_select_g(struct cm_multi *g, int timeout_ms);
 int cm_multi_poll_g(struct cm_multi *g, int wait, int timeout_ms, int *out);
 int cm_multi_run(struct cm_multi *g, struct cm_evcore *c, int flags, void **owners, int *codes,
                  int *removed, int cap, int *out);
+/* queued: int[2], the messages left in libcurl's queue and the count. */
 int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap, int *queued);
 int cm_multi_add_begin(struct cm_multi *g, struct cm_easy *e);
 int cm_multi_add_abandon(struct cm_multi *g, struct cm_easy *e);
@@ -48,3 +49,7 @@ int cm_multi_add_finish(struct cm_multi *g, struct cm_easy *e);
 int cm_multi_remove(struct cm_multi *g, struct cm_easy *e);
 void cm_easy_detached(struct cm_easy *e, int idle);
 CURLM *cm_multi_close(struct cm_multi *g);
+/* After an exception raised as a call that hands Python a level of the lock
+ * returned: 1 if it took that level (released here with release; else undo
+ * its work, then unlock), else 0. */
+int cm_multi_reclaim(struct cm_multi *g, int release);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <errno.h>
+#include <time.h>
 
 #if LIBCURL_VERSION_NUM < 0x074900
 #error "curlmulti needs libcurl 7.73.0 or newer"
@@ -642,10 +644,13 @@ struct cm_easy {
     void *multi;             /* the struct cm_multi it is attached to (multigate.c), else NULL */
     pthread_mutex_t mu;
     void *pyrec;             /* CPython: the record, for cm_c_write (cwrite.c); else NULL */
+    int hand;                /* cm_easy_lock's level not yet claimed by Python (cm_easy_reclaim) */
+    pthread_t hand_thread;
     char errbuf[CURL_ERROR_SIZE]; /* the handle's CURLOPT_ERRORBUFFER */
 };
 
 #define CM_BUSY (-1)
+#define CM_SLICE_MS 10  /* a blocked wait for a lock returns to Python this often (< 1000) */
 
 /* e is memory owned by a Python object (ffi.new), freed only when the last
  * reference to it goes, after every finalizer that might still use it (a
@@ -662,17 +667,68 @@ static void cm_easy_init(struct cm_easy *e, CURL *h)
     e->idle = 1;
     e->multi = NULL;
     e->pyrec = NULL;
+    e->hand = 0;
     e->errbuf[0] = '\0';
 }
 
-static void cm_easy_lock(struct cm_easy *e)
+/* Python's lock of the record (own_lock).  Waits up to CM_SLICE_MS, then
+ * returns 1 (Python calls again, running signal handlers in between).  0
+ * once taken: the level is then
+ * handed to Python, which claims it by its next unlock, or, if an exception
+ * (a pending Ctrl-C) was raised as this returned, by cm_easy_reclaim. */
+#if defined(__USE_GNU) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define CM_EASY_CLOCK CLOCK_MONOTONIC
+#define cm_easy_timedlock(mu, ts) pthread_mutex_clocklock((mu), CLOCK_MONOTONIC, (ts))
+#else
+#define CM_EASY_CLOCK CLOCK_REALTIME
+#define cm_easy_timedlock(mu, ts) pthread_mutex_timedlock((mu), (ts))
+#endif
+
+static int cm_easy_lock(struct cm_easy *e)
 {
-    pthread_mutex_lock(&e->mu);
+    struct timespec deadline;
+    int rc;
+    if (pthread_mutex_trylock(&e->mu) != 0) {
+        clock_gettime(CM_EASY_CLOCK, &deadline);
+        deadline.tv_nsec += CM_SLICE_MS * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        rc = cm_easy_timedlock(&e->mu, &deadline);
+        if (rc == ETIMEDOUT)
+            return 1;
+        if (rc != 0)
+            pthread_mutex_lock(&e->mu);  /* the timed wait failed otherwise: block */
+    }
+    e->hand = 1;
+    e->hand_thread = pthread_self();
+    return 0;
 }
 
 static void cm_easy_unlock(struct cm_easy *e)
 {
+    if (e->hand && pthread_equal(e->hand_thread, pthread_self()))
+        e->hand = 0;
     pthread_mutex_unlock(&e->mu);
+}
+
+/* Only this thread's last cm_easy_lock can be unclaimed: a failed slice
+ * means it held no level, and each unlock claims.  A claimed level is
+ * released here, in the same call. */
+static int cm_easy_reclaim(struct cm_easy *e)
+{
+    int rc = 0;
+    if (pthread_mutex_trylock(&e->mu) != 0)
+        return 0;  /* another thread holds it: not ours */
+    if (e->hand && pthread_equal(e->hand_thread, pthread_self())) {
+        e->hand = 0;
+        rc = 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc)
+        pthread_mutex_unlock(&e->mu);
+    return rc;
 }
 
 static void cm_easy_set_idle(struct cm_easy *e, int idle)

@@ -134,10 +134,15 @@ struct cm_easy {
     ...;
 };
 #define CM_BUSY ...
+#define CM_SLICE_MS ...
 /* e: ffi.new("struct cm_easy *"), which owns the memory. */
 void cm_easy_init(struct cm_easy *e, CURL *h);
-void cm_easy_lock(struct cm_easy *e);
+/* 1 if the mutex was not free within CM_SLICE_MS (call again), 0 once taken. */
+int cm_easy_lock(struct cm_easy *e);
 void cm_easy_unlock(struct cm_easy *e);
+/* After an exception raised as cm_easy_lock returned: 1 if it took the
+ * mutex (now released), else 0. */
+int cm_easy_reclaim(struct cm_easy *e);
 void cm_easy_set_idle(struct cm_easy *e, int idle);
 /* idle = 0 and h = NULL: no fast path touches the handle from now on. */
 void cm_easy_retire(struct cm_easy *e);
