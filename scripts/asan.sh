@@ -29,7 +29,8 @@ trap 'echo; cm_die "interrupted"' INT
 
 # The default files: those of this list that exist.
 DEFAULT_FILES=(test_multi_lifetimes.py test_leaks.py test_share.py
-               test_threads.py test_ownership.py test_signals.py test_mime.py test_url.py
+               test_threads.py test_ownership.py test_signals.py test_signals_locks.py
+               test_mime.py test_url.py
                test_callbacks_more.py)
 
 NAME=${CURLMULTI_PYTHONS:-cpython}
