@@ -31,11 +31,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from . import _callbacks
 from ._curl import ffi, lib
 from ._errors import error, misuse
-from ._owner import CLOSING
 
 if TYPE_CHECKING:
     from ._async import AsyncCurlMulti
-    from ._curl import _CData
     from ._easy import Curl
     from ._multi import _MultiRecord
 
@@ -43,9 +41,7 @@ AVAILABLE = bool(lib.CM_EVCORE)
 RUN_SOCKETS = lib.CM_RUN_SOCKETS
 RUN_TIMER = lib.CM_RUN_TIMER
 _CAP = 256  # finished transfers taken per C call
-_E_ABORTED = lib.CURLE_ABORTED_BY_CALLBACK
 _M_INTERNAL = lib.CURLM_INTERNAL_ERROR
-_from_handle = ffi.from_handle
 _run = lib.cm_multi_run  # cm_evcore_run as one of the multi's long calls
 _reclaim = lib.cm_multi_reclaim
 _unlock = lib.cm_multi_unlock
@@ -168,10 +164,10 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         finally:
             lock.release()  # the level the run took is still held
     try:  # the lock is held
+        ok: List[Curl] = []
+        failed: List[Tuple[Curl, int, str]] = []
         if n:
-            ok, failed = _collect(rec, n, owners, codes, removed)
-        else:
-            ok, failed = [], []
+            rec.read_done(n, owners, codes, ok, failed, removed)
         code, running, queued, foreign, errno_ = out[0], out[1], out[2], out[3], out[4]
         if code or errno_ or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
             core.pending = (ok, failed)  # given by the next run if this one raises
@@ -191,32 +187,11 @@ def _keep(rec: _MultiRecord, core: EventCore) -> None:
     try:
         n = core.out[5]
         if n:
-            core.pending = _collect(rec, n, core.owners, core.codes, core.removed)
+            done: Tuple[List[Curl], List[Tuple[Curl, int, str]]] = ([], [])
+            rec.read_done(n, core.owners, core.codes, done[0], done[1], core.removed)
+            core.pending = done
     finally:
         _unlock(rec.g)
-
-
-def _collect(rec: _MultiRecord, n: int, owners: _CData, codes: _CData, removed: _CData
-             ) -> Tuple[List[Curl], List[Tuple[Curl, int, str]]]:
-    """Under the lock: the n transfers a run finished and removed from
-    libcurl, unlinked, as (ok, failed)."""
-    ok: List[Curl] = []
-    failed: List[Tuple[Curl, int, str]] = []
-    handles = rec.handles
-    for i in range(n):
-        erec = _from_handle(owners[i])
-        curl = handles.get(erec)
-        if curl is None or erec.state is CLOSING:
-            continue  # closed meanwhile, from a callback
-        if not removed[i]:
-            rec.unlink(erec)
-        code = codes[i]
-        if code == 0 and erec.callback_error is None:
-            ok.append(curl)
-        else:
-            err = erec.transfer_error(code or _E_ABORTED)
-            failed.append((curl, err.args[0], err.args[1]))
-    return ok, failed
 
 
 def watched(rec: _MultiRecord) -> Dict[int, int]:

@@ -366,16 +366,23 @@ class _MultiRecord(object):
         finally:
             own.release()
 
-    def read_done(self, n: int, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
-        """Under the lock: the n messages info_read() drained into the
-        record's buffers (``drain``), appended to ok and failed."""
-        owners, codes = self.drain[0], self.drain[1]  # type: ignore[index]
+    def read_done(self, n: int, owners: _CData, codes: _CData, ok: List[Curl],
+                  failed: List[Tuple[Curl, int, str]], removed: Optional[_CData] = None) -> None:
+        """Under the lock: the n finished transfers a drain (info_read) or a
+        run (run_ready) put in owners and codes, appended to ok and failed.
+        A run has removed them from libcurl (removed: each removal's
+        result): they are unlinked here too."""
         handles = self.handles
         for i in range(n):
             erec = _from_handle(owners[i])
             curl = handles.get(erec)
             if curl is None:
                 continue  # closed meanwhile, from a callback
+            if removed is not None:
+                if erec.state is CLOSING:
+                    continue  # closed from a callback of the run
+                if not removed[i]:
+                    self.unlink(erec)
             code = codes[i]
             if code == 0 and erec.callback_error is None:
                 ok.append(curl)
@@ -839,7 +846,7 @@ class CurlMulti(Owned):
             if _mreclaim(rec.g, 0):
                 try:
                     got: _Done = (0, [], [])
-                    rec.read_done(queued[1], got[1], got[2])
+                    rec.read_done(queued[1], owners, codes, got[1], got[2])
                     rec.info_pending = got[1], got[2]
                 finally:
                     _munlock(rec.g)
@@ -861,7 +868,7 @@ class CurlMulti(Owned):
             ok: List[Curl] = []
             failed: List[Tuple[Curl, int, str]] = []
             while True:
-                rec.read_done(n, ok, failed)
+                rec.read_done(n, owners, codes, ok, failed)
                 max_objects -= n
                 if n < _DRAIN_CAP or not max_objects or not queued[0]:
                     return queued[0], ok, failed

@@ -24,7 +24,6 @@ Two kinds of test:
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -179,17 +178,12 @@ except ImportError:
 if pytest is not None and __name__ != "__main__":
     import curlmulti
     from curlmulti import Curl, CurlMulti, _easy, _eventcore, _multi
+    from test_signals import child_output
 
     @pytest.mark.timeout(120)
     @pytest.mark.parametrize("mode", MODES)
     def test_sigint_during_a_contended_lock_leaves_nothing_held(mode):
-        where = os.path.dirname(os.path.dirname(os.path.abspath(curlmulti.__file__)))
-        env = dict(os.environ, PYTHONPATH=where)
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), mode],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=100)
-        out, err = proc.stdout.decode(), proc.stderr.decode()
-        assert proc.returncode == 0 and err == "", err[-3000:]
-        interrupted, resent = map(int, out.split())
+        interrupted, resent = map(int, child_output(__file__, mode).split())
         assert interrupted == ROUNDS  # every round's signal raised, in the call or after it
         if platform.python_implementation() == "CPython":
             assert resent == 0  # no signal lost
@@ -198,43 +192,38 @@ if pytest is not None and __name__ != "__main__":
     def interrupt_after(monkeypatch):
         """interrupt_after(module, name): the next call of that module's C
         function alias runs, then raises KeyboardInterrupt as it returns, as a
-        pending SIGINT does; the results it returned are recorded."""
-        results = []
-
-        def arm(module, name):
+        pending SIGINT does; returns the list its result is appended to.
+        With busy_first=True the call before it says "not now" (CM_MBUSY), so
+        that the slow path makes the interrupted call."""
+        def arm(module, name, busy_first=False):
             real = getattr(module, name)
+            results = []
+            busy = [busy_first]
 
-            def once(*args):
-                monkeypatch.setattr(module, name, real)
-                results.append(real(*args))
-                raise KeyboardInterrupt
-
-            monkeypatch.setattr(module, name, once)
-            return results
-        return arm
-
-    @pytest.fixture
-    def busy_then_interrupt(monkeypatch):
-        """busy_then_interrupt(module, name): the next call of that C function
-        alias says "not now" (CM_MBUSY: the slow path is taken), and the one
-        after runs, then raises KeyboardInterrupt as it returns."""
-        results = []
-
-        def arm(module, name):
-            real = getattr(module, name)
-            calls = []
-
-            def twice(*args):
-                calls.append(args)
-                if len(calls) == 1:
+            def wrapped(*args):
+                if busy[0]:
+                    busy[0] = False
                     return curlmulti._curl.lib.CM_MBUSY
                 monkeypatch.setattr(module, name, real)
                 results.append(real(*args))
                 raise KeyboardInterrupt
 
-            monkeypatch.setattr(module, name, twice)
+            monkeypatch.setattr(module, name, wrapped)
             return results
         return arm
+
+    @pytest.fixture
+    def core_multi():
+        """A CurlMulti on the native event core, and a selector on its descriptor."""
+        import selectors
+        if not _eventcore.AVAILABLE:
+            pytest.skip("the event core needs epoll")
+        m = CurlMulti()
+        sel = selectors.DefaultSelector()
+        sel.register(m.event_fileno(), selectors.EVENT_READ)
+        yield m, sel
+        sel.close()
+        m.close()
 
     def easy(url):
         c = Curl()
@@ -259,9 +248,9 @@ if pytest is not None and __name__ != "__main__":
         assert m.info_read()[1] == [c]
         m.close()
 
-    def test_add_handle_interrupted_in_its_slow_path(fast_server, busy_then_interrupt):
+    def test_add_handle_interrupted_in_its_slow_path(fast_server, interrupt_after):
         m, c = CurlMulti(), easy(fast_server("/get"))
-        got = busy_then_interrupt(_multi, "_madd_begin")
+        got = interrupt_after(_multi, "_madd_begin", busy_first=True)
         with pytest.raises(KeyboardInterrupt):
             m.add_handle(c)
         assert got == [0]
@@ -364,12 +353,8 @@ if pytest is not None and __name__ != "__main__":
         with pytest.raises(curlmulti.error, match="closed"):
             m.info_read()
 
-    @pytest.mark.skipif(not _eventcore.AVAILABLE, reason="the event core needs epoll")
-    def test_run_ready_interrupted_as_it_returns_loses_no_transfer(fast_server, interrupt_after):
-        import selectors
-        m = CurlMulti()
-        sel = selectors.DefaultSelector()
-        sel.register(m.event_fileno(), selectors.EVENT_READ)
+    def test_run_ready_interrupted_as_it_returns_loses_no_transfer(fast_server, interrupt_after, core_multi):
+        m, sel = core_multi
         handles = [easy(fast_server("/get")) for _ in range(3)]
         for c in handles:
             m.add_handle(c)
@@ -393,21 +378,15 @@ if pytest is not None and __name__ != "__main__":
             assert not failed
             done.extend(ok)
         assert sorted(map(id, done)) == sorted(map(id, handles)) and not any(c in m for c in handles)
-        sel.close()
-        m.close()
 
-    @pytest.mark.skipif(not _eventcore.AVAILABLE, reason="the event core needs epoll")
-    def test_run_ready_interrupted_in_its_slow_path(fast_server, busy_then_interrupt):
-        import selectors
-        m = CurlMulti()
-        sel = selectors.DefaultSelector()
-        sel.register(m.event_fileno(), selectors.EVENT_READ)
+    def test_run_ready_interrupted_in_its_slow_path(fast_server, interrupt_after, core_multi):
+        m, sel = core_multi
         c = easy(fast_server("/get"))
         m.add_handle(c)
         done = []
         while not done:
             sel.select(1.0)
-            got = busy_then_interrupt(_eventcore, "_run")
+            got = interrupt_after(_eventcore, "_run", busy_first=True)
             with pytest.raises(KeyboardInterrupt):
                 m.run_ready()
             assert locks_free(m, c)
@@ -416,8 +395,6 @@ if pytest is not None and __name__ != "__main__":
                 _, done, failed = m.run_ready()  # given now
                 assert not failed
         assert done == [c]
-        sel.close()
-        m.close()
 
 
 if __name__ == "__main__":
