@@ -44,6 +44,7 @@ _CAP = 256  # finished transfers taken per C call
 _M_INTERNAL = lib.CURLM_INTERNAL_ERROR
 _run = lib.cm_multi_run  # cm_evcore_run as one of the multi's long calls
 _reclaim = lib.cm_multi_reclaim
+_HAND_RUN = lib.CM_HAND_RUN
 _unlock = lib.cm_multi_unlock
 _BUSY = lib.CM_MBUSY
 
@@ -149,7 +150,7 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
     except BaseException:
         # A signal's, raised as the run returned (its n lost): if the run
         # took the lock's level, what it finished is given by the next run.
-        if _reclaim(rec.g, 0):
+        if _reclaim(rec.g, 0, _HAND_RUN):
             _keep(rec, core)
         raise
     if n == _BUSY:
@@ -158,7 +159,10 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         try:
             n = rec.long_call("run_ready", _run, c, flags, owners, codes, removed, _CAP, out)
         except BaseException:
-            if _reclaim(rec.g, 0):  # the run took its level (handed over) as it returned
+            # The run took its level (handed over) as it returned?  Not if the
+            # exception came before the run: the level acquire() handed over
+            # is of another kind, and released below.
+            if _reclaim(rec.g, 0, _HAND_RUN):
                 _keep(rec, core)
             raise
         finally:
@@ -167,7 +171,17 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         ok: List[Curl] = []
         failed: List[Tuple[Curl, int, str]] = []
         if n:
-            rec.read_done(n, owners, codes, ok, failed, removed)
+            try:
+                rec.read_done(n, owners, codes, ok, failed, removed)
+            except BaseException:
+                # A signal's, while the batch was mapped: the rest mapped and
+                # unlinked (the run removed them from libcurl), all of it
+                # given by the next run.
+                try:
+                    rec.read_rest(n, owners, codes, ok, failed, removed)
+                finally:
+                    core.pending = (ok, failed)
+                raise
         code, running, queued, foreign, errno_ = out[0], out[1], out[2], out[3], out[4]
         if code or errno_ or rec.callback_exc is not None or rec.deferred or _callbacks.UNCLAIMED:
             core.pending = (ok, failed)  # given by the next run if this one raises
@@ -178,6 +192,16 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
         return running, ok, failed, bool(foreign), bool(queued) or n == _CAP
     finally:
         rec.lock.release()
+
+
+def keep_first(rec: _MultiRecord, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
+    """run_ready()'s batches read before a later run raised: given by the
+    next run, ahead of what that run kept."""
+    core = rec.core
+    if core is None or not (ok or failed):
+        return
+    pending = core.pending
+    core.pending = (ok + pending[0], failed + pending[1]) if pending is not None else (ok, failed)
 
 
 def _keep(rec: _MultiRecord, core: EventCore) -> None:

@@ -100,6 +100,9 @@ _SLICE_MS = SLICE_MS  # a blocked wait returns to Python this often (signals: Ct
 _mlock = lib.cm_multi_lock
 _munlock = lib.cm_multi_unlock
 _mreclaim = lib.cm_multi_reclaim
+_HAND_LOCK = lib.CM_HAND_LOCK
+_HAND_INFO = lib.CM_HAND_INFO
+_HAND_REMOVE = lib.CM_HAND_REMOVE
 _menter = lib.cm_multi_enter
 _mbegin = lib.cm_multi_begin
 _mend = lib.cm_multi_end
@@ -150,7 +153,7 @@ class _MultiLock(object):
             while _mlock(g, _SLICE_MS):
                 pass  # not free yet: a loop's back edge, where PyPy runs signal handlers
         except BaseException:
-            _mreclaim(g, 1)  # released if that call took it
+            _mreclaim(g, 1, _HAND_LOCK)  # released if that call took it
             raise
 
     def __enter__(self) -> _MultiLock:
@@ -378,17 +381,48 @@ class _MultiRecord(object):
             curl = handles.get(erec)
             if curl is None:
                 continue  # closed meanwhile, from a callback
-            if removed is not None:
-                if erec.state is CLOSING:
-                    continue  # closed from a callback of the run
-                if not removed[i]:
-                    self.unlink(erec)
+            if removed is not None and erec.state is CLOSING:
+                continue  # closed from a callback of the run
             code = codes[i]
             if code == 0 and erec.callback_error is None:
                 ok.append(curl)
             else:
                 err = erec.transfer_error(code or _E_ABORTED_BY_CALLBACK)
                 failed.append((curl, err.args[0], err.args[1]))
+            # Unlinked after it is reported: read_rest() finds an entry
+            # interrupted in between again, and reports it once.
+            if removed is not None and not removed[i]:
+                self.unlink(erec)
+
+    def read_rest(self, n: int, owners: _CData, codes: _CData, ok: List[Curl],
+                  failed: List[Tuple[Curl, int, str]], removed: Optional[_CData] = None) -> None:
+        """Under the lock, after read_done() of the same n entries raised part
+        way (a signal's exception) or before it began: the entries not yet in
+        ok or failed appended, and a run's unlinks finished."""
+        more_ok: List[Curl] = []
+        more_failed: List[Tuple[Curl, int, str]] = []
+        self.read_done(n, owners, codes, more_ok, more_failed, removed)
+        seen = {id(curl) for curl in ok}
+        seen.update(id(entry[0]) for entry in failed)
+        ok.extend(curl for curl in more_ok if id(curl) not in seen)
+        failed.extend(entry for entry in more_failed if id(entry[0]) not in seen)
+        if removed is not None:
+            handles = self.handles
+            for i in range(n):
+                erec = _from_handle(owners[i])
+                if erec not in handles and erec.multi is self and not removed[i] \
+                        and erec.state is not CLOSING:
+                    self.unlink(erec)  # an unlink interrupted part way
+
+    def keep_info(self, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
+        """Under the lock: what an interrupted info_read() had read, for the
+        next call to give first."""
+        if not ok and not failed:
+            return
+        pending = self.info_pending
+        if pending is not None:
+            ok, failed = pending[0] + ok, pending[1] + failed
+        self.info_pending = ok, failed
 
     def removed(self, erec: _EasyRecord) -> None:
         """Under the lock: the Python side of a removal cm_multi_remove did
@@ -611,7 +645,10 @@ class CurlMulti(Owned):
         # there, and is a no-op otherwise, so the handler below is right
         # wherever an exception lands (on PyPy a signal's can land between
         # any two bytecodes): it undoes the Python side of the attach too
-        # only if the C side never happened.
+        # only if this call began it (mine: not a Curl already attached
+        # here, which _madd_begin does not refuse) and the C side never
+        # happened.
+        mine = False
         try:
             if gate is None or _madd_begin(g, gate):
                 self._add_begin_slow(curl)  # raises, or returns begun
@@ -622,7 +659,8 @@ class CurlMulti(Owned):
                 return self.add_handle(curl)  # idle now (detached meanwhile): once more
             # Attached for Python before libcurl runs the timer callback, so
             # that a close() from there is deferred, not done under libcurl.
-            erec.multi = rec  # first: the sign, for the handler, that this call attached it
+            mine = True  # before any of it: undoing what was not done yet is harmless
+            erec.multi = rec
             erec.state = ATTACHED
             erec.lock = rec.lock
             erec.callback_error = None
@@ -637,13 +675,13 @@ class CurlMulti(Owned):
             if gate is None or erec is None:
                 raise
             if _madd_abandon(g, gate):
-                if erec.multi is rec:
+                if mine:
                     # stopped before libcurl was called: not attached after all
                     rec.handles.pop(erec, None)
                     erec.state = IDLE
                     erec.lock = erec.own_lock
                     erec.multi = None
-            elif erec.multi is rec and (gate.idle or rec.add_refused or rec.callback_exc is not None):
+            elif mine and (gate.idle or rec.add_refused or rec.callback_exc is not None):
                 # Stopped as _madd_finish returned (its code lost), with
                 # libcurl's refusal or a failed timer callback to undo, as
                 # below; the callback's exception stays for the multi's next
@@ -728,7 +766,7 @@ class CurlMulti(Owned):
                             _munlock(g)
                         return
                 except BaseException:
-                    if _mreclaim(g, 0):
+                    if _mreclaim(g, 0, _HAND_REMOVE):
                         try:
                             rec.removed(erec)
                         finally:
@@ -843,18 +881,21 @@ class CurlMulti(Owned):
         except BaseException:
             # A signal's, raised as the call returned (n lost): if it took
             # the lock's level, what it read is given by the next call.
-            if _mreclaim(rec.g, 0):
+            if _mreclaim(rec.g, 0, _HAND_INFO):
                 try:
                     got: _Done = (0, [], [])
                     rec.read_done(queued[1], owners, codes, got[1], got[2])
-                    rec.info_pending = got[1], got[2]
+                    rec.keep_info(got[1], got[2])
                 finally:
                     _munlock(rec.g)
             raise
         if not n:
             return queued[0], [], []
         lock = rec.lock
+        ok: List[Curl] = []
+        failed: List[Tuple[Curl, int, str]] = []
         if n == _BUSY:
+            queued[1] = 0  # what the drain below read, if it raises as it returns
             lock.acquire()
             try:
                 if rec.g.depth:
@@ -862,17 +903,26 @@ class CurlMulti(Owned):
                 h = rec.open_handle("info_read")  # after any wait: closed meanwhile?
                 n = _info_drain(h, owners, codes, cap, queued)
             except BaseException:
-                lock.release()
+                try:
+                    rec.read_rest(queued[1], owners, codes, ok, failed)
+                    rec.keep_info(ok, failed)
+                finally:
+                    lock.release()
                 raise
         try:  # the lock is held: the handles live while they are looked up
-            ok: List[Curl] = []
-            failed: List[Tuple[Curl, int, str]] = []
             while True:
                 rec.read_done(n, owners, codes, ok, failed)
                 max_objects -= n
                 if n < _DRAIN_CAP or not max_objects or not queued[0]:
                     return queued[0], ok, failed
+                queued[1] = 0
                 n = _info_drain(rec.h, owners, codes, min(max_objects, _DRAIN_CAP), queued)
+        except BaseException:
+            # A signal's, as a drain returned or while its entries were
+            # mapped: what was read is given by the next call.
+            rec.read_rest(queued[1], owners, codes, ok, failed)
+            rec.keep_info(ok, failed)
+            raise
         finally:
             lock.release()
 
@@ -1024,10 +1074,14 @@ class CurlMulti(Owned):
         of handles still attached."""
         rec = self._rec
         _, ok, failed, _, more = _eventcore.run(rec, _eventcore.RUN_SOCKETS)
-        while more:
-            _, o, f, _, more = _eventcore.run(rec, 0)
-            ok += o
-            failed += f
+        try:
+            while more:
+                _, o, f, _, more = _eventcore.run(rec, 0)
+                ok += o
+                failed += f
+        except BaseException:
+            _eventcore.keep_first(rec, ok, failed)  # the batches read so far: given next time
+            raise
         return len(rec.handles), ok, failed
 
     # -- sockets and options --------------------------------------------------

@@ -396,6 +396,176 @@ if pytest is not None and __name__ != "__main__":
                 assert not failed
         assert done == [c]
 
+    def once(monkeypatch, owner, name, replacement):
+        """owner.name is replacement(real, *args) for one call, then real again."""
+        real = getattr(owner, name)
+
+        def wrapped(*args, **kwargs):
+            monkeypatch.setattr(owner, name, real)
+            return replacement(real, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapped)
+
+    def raise_interrupt(real, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    def busy(real, *args):
+        return curlmulti._curl.lib.CM_MBUSY
+
+    def run_until(m, sel, want):
+        """run_ready() until want transfers are reported or none runs."""
+        done = []
+        while len(done) < want:
+            sel.select(1.0)
+            running, ok, failed = m.run_ready()
+            assert not failed
+            done += ok
+            if not running and len(done) < want:
+                break
+        return done
+
+    def test_run_ready_interrupted_before_its_slow_path_runs(fast_server, monkeypatch, core_multi):
+        """The slow path's lock.acquire() hands a level over, then the
+        exception comes before the run: that level is not taken for the
+        run's, and the last run's arrays (which name c) are not read again."""
+        m, sel = core_multi
+        c = easy(fast_server("/get"))
+        m.add_handle(c)
+        assert run_until(m, sel, 1) == [c]
+        m.add_handle(c)  # again: the previous run's arrays still name it
+        once(monkeypatch, _eventcore, "_run", busy)
+        once(monkeypatch, _multi._MultiRecord, "long_call", raise_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            m.run_ready()
+        assert locks_free(m, c)
+        assert c in m and not consistent(m, c)  # still attached, still running
+        assert run_until(m, sel, 1) == [c]
+        assert c not in m
+
+    def test_run_ready_interrupted_while_it_maps_its_batch(fast_server, monkeypatch, core_multi):
+        """The exception lands after a finished transfer is reported and
+        before it is unlinked: the batch is finished and given by the next
+        call, each transfer once, none left attached."""
+        m, sel = core_multi
+        handles = [easy(fast_server("/get")) for _ in range(3)]
+        for c in handles:
+            m.add_handle(c)
+        once(monkeypatch, _multi._MultiRecord, "unlink", raise_interrupt)
+        done, interrupted = [], False
+        while len(done) < 3:
+            sel.select(1.0)
+            try:
+                running, ok, failed = m.run_ready()
+            except KeyboardInterrupt:
+                interrupted = True
+                assert locks_free(m, handles[0])
+                continue
+            assert not failed
+            done += ok
+            if not running:
+                break
+        assert interrupted
+        assert sorted(map(id, done)) == sorted(map(id, handles))
+        for c in handles:
+            assert c not in m and not consistent(m, c)
+
+    def test_run_ready_keeps_its_first_batches_when_a_later_run_raises(fast_server, monkeypatch, core_multi):
+        """run_ready() loops while a run says there may be more (here after
+        every transfer: one per run); an exception as a later run returns
+        must not lose what the earlier ones read."""
+        m, sel = core_multi
+        monkeypatch.setattr(_eventcore, "_CAP", 1)
+        handles = [easy(fast_server("/get")) for _ in range(3)]
+        for c in handles:
+            m.add_handle(c)
+        real = _eventcore._run
+        interrupted = []
+
+        def second_run(g, c, flags, *args):
+            n = real(g, c, flags, *args)
+            if flags == 0 and not interrupted:  # a later run of the same run_ready()
+                interrupted.append(n)
+                raise KeyboardInterrupt
+            return n
+
+        monkeypatch.setattr(_eventcore, "_run", second_run)
+        done = []
+        while len(done) < 3:
+            sel.select(1.0)
+            try:
+                running, ok, failed = m.run_ready()
+            except KeyboardInterrupt:
+                assert locks_free(m, handles[0])
+                continue
+            assert not failed
+            done += ok
+            if not running:
+                break
+        assert interrupted
+        assert sorted(map(id, done)) == sorted(map(id, handles))
+        assert not any(c in m for c in handles)
+
+    def test_info_read_interrupted_in_its_slow_path_loses_no_message(fast_server, monkeypatch, interrupt_after):
+        m = CurlMulti()
+        handles = [easy(fast_server("/get")) for _ in range(3)]
+        for c in handles:
+            m.add_handle(c)
+        finished(m)
+        once(monkeypatch, _multi, "_minfo", busy)
+        got = interrupt_after(_multi, "_info_drain")
+        with pytest.raises(KeyboardInterrupt):
+            m.info_read()
+        assert got == [3]
+        assert locks_free(m, handles[0])
+        queued, ok, failed = m.info_read()
+        assert sorted(map(id, ok)) == sorted(map(id, handles)) and not failed
+        assert m.info_read() == (0, [], [])
+        m.close()
+
+    def test_info_read_interrupted_between_two_drains_loses_no_message(fast_server, monkeypatch):
+        """More finished than one drain takes: the exception lands as the
+        second drain returns; both drains' messages are given next time."""
+        monkeypatch.setattr(_multi, "_DRAIN_CAP", 2)
+        m = CurlMulti()
+        handles = [easy(fast_server("/get")) for _ in range(5)]
+        for c in handles:
+            m.add_handle(c)
+        finished(m)
+        got = []
+
+        def interrupted(real, *args):
+            got.append(real(*args))
+            raise KeyboardInterrupt
+
+        once(monkeypatch, _multi, "_info_drain", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            m.info_read()
+        assert got == [2]  # the first two came from the first drain
+        assert locks_free(m, handles[0])
+        reported = []
+        while True:
+            queued, ok, failed = m.info_read()
+            assert not failed
+            if not ok and not queued:
+                break
+            reported += ok
+        assert sorted(map(id, reported)) == sorted(map(id, handles))
+        m.close()
+
+    def test_a_second_add_interrupted_leaves_the_first_attached(fast_server, interrupt_after):
+        """add_handle() of a Curl already attached here, interrupted as its
+        first half returns: the existing attachment is not undone."""
+        m, c = CurlMulti(), easy(fast_server("/get"))
+        m.add_handle(c)
+        got = interrupt_after(_multi, "_madd_begin")
+        with pytest.raises(KeyboardInterrupt):
+            m.add_handle(c)
+        assert got == [0]
+        assert c in m and not consistent(m, c) and locks_free(m, c)
+        finished(m)
+        assert m.info_read()[1] == [c]
+        m.close()
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

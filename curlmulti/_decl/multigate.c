@@ -43,6 +43,15 @@
 #define CM_MBUSY INT_MIN        /* not now: Python takes its slow path */
 #define CM_MNOTHERE (INT_MIN + 1) /* remove: the handle is not attached to this multi */
 
+/* Which call handed Python a level of the lock (hand_kind): a handler
+ * reclaims only the kind of call it guards, so a level another call handed
+ * over (a lock taken just before, whose hand-off no call has ended yet) is
+ * never taken for its own. */
+#define CM_HAND_LOCK 1
+#define CM_HAND_INFO 2
+#define CM_HAND_RUN 3
+#define CM_HAND_REMOVE 4
+
 struct cm_multi {
     CURLM *m;                /* NULL once the multi is closed */
     int depth;               /* nesting of the multi's calls in owner; 0: idle */
@@ -53,6 +62,7 @@ struct cm_multi {
     int sleepers;            /* threads blocked on cv */
     struct cm_easy *adding;  /* between cm_multi_add_begin and _finish (or _abandon) */
     int hand_count;          /* a level handed to Python (see cm_multi_reclaim); 0: none */
+    int hand_kind;           /* CM_HAND_* of the call that handed it */
     pthread_t hand_thread;
     pthread_t holder;
     pthread_t owner;
@@ -136,11 +146,13 @@ static void cm_m_mu(struct cm_multi *g, pthread_t self)
         g->hand_count = 0;
 }
 
-/* With mu held, the lock just taken (one more level) for Python. */
-static void cm_m_hand(struct cm_multi *g, pthread_t self)
+/* With mu held, the lock just taken (one more level) for Python, by a call
+ * of that kind. */
+static void cm_m_hand(struct cm_multi *g, pthread_t self, int kind)
 {
     g->hand_thread = self;
     g->hand_count = g->count;
+    g->hand_kind = kind;
 }
 
 /* The record's lock.  slice_ms >= 0: give up after that long and return 1
@@ -163,7 +175,7 @@ static int cm_multi_lock(struct cm_multi *g, int slice_ms)
     }
     g->holder = self;
     g->count++;
-    cm_m_hand(g, self);
+    cm_m_hand(g, self, CM_HAND_LOCK);
     pthread_mutex_unlock(&g->mu);
     return 0;
 }
@@ -301,7 +313,8 @@ static CURLM *cm_m_begin(struct cm_multi *g, int activity, int *relock)
 }
 
 /* The end of a long call: the mark cleared and `levels` of the lock taken
- * (back): cm_m_begin's relock, plus one handed to Python if hand. */
+ * (back): cm_m_begin's relock, plus one handed to Python if hand (a
+ * CM_HAND_* kind; 0: none). */
 static void cm_m_end(struct cm_multi *g, int levels, int hand)
 {
     pthread_t self = pthread_self();
@@ -313,7 +326,7 @@ static void cm_m_end(struct cm_multi *g, int levels, int hand)
         g->holder = self;
         g->count += levels;
         if (hand)
-            cm_m_hand(g, self);
+            cm_m_hand(g, self, hand);
     }
     pthread_mutex_unlock(&g->mu);
 }
@@ -389,7 +402,7 @@ static int cm_multi_run(struct cm_multi *g, struct cm_evcore *c, int flags, void
     if (m == NULL)
         return CM_MBUSY;
     n = cm_evcore_run(m, c, flags, owners, codes, removed, cap, out);
-    cm_m_end(g, relock + 1, 1);
+    cm_m_end(g, relock + 1, CM_HAND_RUN);
     return n;
 }
 
@@ -411,10 +424,9 @@ static int cm_multi_info(struct cm_multi *g, void **owners, int *codes, int cap,
     }
     g->holder = self;
     g->count++;
-    cm_m_hand(g, self);  /* ended by the unlock below if n == 0 */
+    cm_m_hand(g, self, CM_HAND_INFO);  /* ended by the unlock below if n == 0 */
     pthread_mutex_unlock(&g->mu);
-    n = cm_multi_info_drain(m, owners, codes, cap, queued);
-    queued[1] = n;  /* for cm_multi_reclaim's caller, who lost the result */
+    n = cm_multi_info_drain(m, owners, codes, cap, queued);  /* queued[1] = n */
     if (n == 0)
         cm_multi_unlock(g);
     return n;
@@ -537,7 +549,7 @@ static int cm_multi_remove(struct cm_multi *g, struct cm_easy *e)
     pthread_mutex_unlock(&e->mu);
     cm_m_mu(g, self);
     cm_m_unmark(g);
-    cm_m_hand(g, self);
+    cm_m_hand(g, self, CM_HAND_REMOVE);
     pthread_mutex_unlock(&g->mu);
     return code;
 }
@@ -573,13 +585,13 @@ static CURLM *cm_multi_close(struct cm_multi *g)
  * handler undoes the call's work, then releases it.  Any other call of this
  * thread into g in between ends the hand-off, so only the call just made can
  * be claimed. */
-static int cm_multi_reclaim(struct cm_multi *g, int release)
+static int cm_multi_reclaim(struct cm_multi *g, int release, int kind)
 {
     pthread_t self = pthread_self();
     int rc;
     pthread_mutex_lock(&g->mu);
     rc = g->hand_count && pthread_equal(g->hand_thread, self) && g->count == g->hand_count
-         && pthread_equal(g->holder, self);
+         && pthread_equal(g->holder, self) && g->hand_kind == kind;
     if (pthread_equal(g->hand_thread, self))
         g->hand_count = 0;
     if (rc && release && --g->count == 0)

@@ -422,6 +422,7 @@ static int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int
         codes[n] = msg->data.result;
         n++;
     }
+    queued[1] = n;  /* for a caller that lost the result (a signal raised as it returned) */
     return n;
 }
 

@@ -43,8 +43,8 @@ static const int CM_HAS_NOTIFY;
 CURLMcode cm_multi_notify(CURLM *m, unsigned int notification, int enable);
 CURLcode cm_msg_result(CURLMsg *msg);
 /* Drain curl_multi_info_read: the PRIVATE pointer and result of up to cap
- * finished transfers into owners[] and codes[]; *queued gets what is left
- * in libcurl's queue.  Returns the count. */
+ * finished transfers into owners[] and codes[]; queued: int[2], what is
+ * left in libcurl's queue and the count.  Returns the count. */
 int cm_multi_info_drain(CURLM *m, void **owners, int *codes, int cap, int *queued);
 
 /* CurlMulti.select(): curl_multi_poll for up to timeout_ms, then 1 if no
