@@ -410,9 +410,12 @@ class _MultiRecord(object):
             handles = self.handles
             for i in range(n):
                 erec = _from_handle(owners[i])
-                if erec not in handles and erec.multi is self and not removed[i] \
-                        and erec.state is not CLOSING:
+                if erec in handles or removed[i] or erec.state is CLOSING:
+                    continue
+                if erec.multi is self:
                     self.unlink(erec)  # an unlink interrupted part way
+                elif erec.multi is None and erec.state is IDLE and not erec.gate.idle:
+                    _easy_detached(erec.gate, 1)  # ... in its last step
 
     def keep_info(self, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
         """Under the lock: what an interrupted info_read() had read, for the
@@ -895,17 +898,23 @@ class CurlMulti(Owned):
         ok: List[Curl] = []
         failed: List[Tuple[Curl, int, str]] = []
         if n == _BUSY:
-            queued[1] = 0  # what the drain below read, if it raises as it returns
+            started = False
             lock.acquire()
             try:
+                # The arrays are the record's, shared by every thread's
+                # info_read(): cleared under the lock.  queued[1] then says
+                # what the drain below read, if it raises as it returns.
+                queued[1] = 0
+                started = True
                 if rec.g.depth:
                     rec.enter("info_read")
                 h = rec.open_handle("info_read")  # after any wait: closed meanwhile?
                 n = _info_drain(h, owners, codes, cap, queued)
             except BaseException:
                 try:
-                    rec.read_rest(queued[1], owners, codes, ok, failed)
-                    rec.keep_info(ok, failed)
+                    if started:
+                        rec.read_rest(queued[1], owners, codes, ok, failed)
+                        rec.keep_info(ok, failed)
                 finally:
                     lock.release()
                 raise

@@ -505,6 +505,34 @@ if pytest is not None and __name__ != "__main__":
         assert sorted(map(id, done)) == sorted(map(id, handles))
         assert not any(c in m for c in handles)
 
+    def test_run_ready_interrupted_in_an_unlinks_last_step(fast_server, monkeypatch, core_multi):
+        """The exception lands in unlink() just before the handle's gate is
+        made idle (PyPy can raise it there): the gate is made idle by the
+        handler, so the handle is whole again."""
+        m, sel = core_multi
+        handles = [easy(fast_server("/get")) for _ in range(2)]
+        for c in handles:
+            m.add_handle(c)
+        once(monkeypatch, _multi, "_easy_detached", raise_interrupt)
+        done, interrupted = [], False
+        while len(done) < 2:
+            sel.select(1.0)
+            try:
+                running, ok, failed = m.run_ready()
+            except KeyboardInterrupt:
+                interrupted = True
+                continue
+            assert not failed
+            done += ok
+            if not running:
+                break
+        assert interrupted
+        assert sorted(map(id, done)) == sorted(map(id, handles))
+        for c in handles:
+            assert c not in m and not consistent(m, c)
+            m.add_handle(c)  # usable again
+        assert sorted(map(id, run_until(m, sel, 2))) == sorted(map(id, handles))
+
     def test_info_read_interrupted_in_its_slow_path_loses_no_message(fast_server, monkeypatch, interrupt_after):
         m = CurlMulti()
         handles = [easy(fast_server("/get")) for _ in range(3)]
@@ -540,7 +568,7 @@ if pytest is not None and __name__ != "__main__":
         once(monkeypatch, _multi, "_info_drain", interrupted)
         with pytest.raises(KeyboardInterrupt):
             m.info_read()
-        assert got == [2]  # the first two came from the first drain
+        assert got == [2]  # the second drain's two (the first two came from _minfo)
         assert locks_free(m, handles[0])
         reported = []
         while True:
