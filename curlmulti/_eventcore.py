@@ -137,10 +137,13 @@ def run(rec: _MultiRecord, flags: int) -> Tuple[int, List[Curl], List[Tuple[Curl
     core = rec.core
     if core is None:
         raise misuse("run_ready() needs the event core: call event_fileno() first")
-    pending = core.pending
-    if pending is not None:
-        core.pending = None
-        return -1, pending[0], pending[1], False, True
+    if core.pending is not None:
+        # Kept by a run that raised: taken under the lock, so that two
+        # threads do not both return it.
+        with rec.lock:
+            pending, core.pending = core.pending, None
+        if pending is not None:
+            return -1, pending[0], pending[1], False, True
     c = core.c
     owners, codes, removed, out = core.owners, core.codes, core.removed, core.out
     # One C call: marked busy, the run, the mark cleared and the lock taken
@@ -200,8 +203,9 @@ def keep_first(rec: _MultiRecord, ok: List[Curl], failed: List[Tuple[Curl, int, 
     core = rec.core
     if core is None or not (ok or failed):
         return
-    pending = core.pending
-    core.pending = (ok + pending[0], failed + pending[1]) if pending is not None else (ok, failed)
+    with rec.lock:
+        pending = core.pending
+        core.pending = (ok + pending[0], failed + pending[1]) if pending is not None else (ok, failed)
 
 
 def _keep(rec: _MultiRecord, core: EventCore) -> None:
