@@ -66,10 +66,7 @@ fi
 LOGS="$CM_VENVS/logs"
 mkdir -p "$LOGS"
 rm -f "$LOGS"/vg.*.log
-# ldconfig is skipped: a static binary that memcheck reports as using
-# uninitialised memory of its own; trio (a test dependency) runs it at import
-# (ctypes.util.find_library).
-VALGRIND=(valgrind --tool=memcheck --trace-children=yes "--trace-children-skip=*/ldconfig"
+VALGRIND=(valgrind --tool=memcheck --trace-children=yes
           "--error-exitcode=$VG_ERROR_EXIT" --errors-for-leak-kinds=none --leak-check=no
           --suppressions="$CM_ROOT/scripts/valgrind-python.supp"
           --num-callers=30 --log-file="$LOGS/vg.%p.log")
