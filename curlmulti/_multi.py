@@ -417,9 +417,14 @@ class _MultiRecord(object):
                 elif erec.multi is None and erec.state is IDLE and not erec.gate.idle:
                     _easy_detached(erec.gate, 1)  # ... in its last step
 
-    def keep_info(self, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
-        """Under the lock: what an interrupted info_read() had read, for the
-        next call to give first."""
+    def keep_read(self, ok: List[Curl], failed: List[Tuple[Curl, int, str]]) -> None:
+        """Under the lock, in info_read()'s handlers: ok and failed, and what
+        the last drain read (queued[1] of the drain arrays) not yet in them,
+        for the next call to give first."""
+        drain = self.drain
+        assert drain is not None  # made by info_read() before its first drain
+        owners, codes, queued = drain
+        self.read_rest(queued[1], owners, codes, ok, failed)
         if not ok and not failed:
             return
         pending = self.info_pending
@@ -886,9 +891,7 @@ class CurlMulti(Owned):
             # the lock's level, what it read is given by the next call.
             if _mreclaim(rec.g, 0, _HAND_INFO):
                 try:
-                    got: _Done = (0, [], [])
-                    rec.read_done(queued[1], owners, codes, got[1], got[2])
-                    rec.keep_info(got[1], got[2])
+                    rec.keep_read([], [])
                 finally:
                     _munlock(rec.g)
             raise
@@ -913,8 +916,7 @@ class CurlMulti(Owned):
             except BaseException:
                 try:
                     if started:
-                        rec.read_rest(queued[1], owners, codes, ok, failed)
-                        rec.keep_info(ok, failed)
+                        rec.keep_read(ok, failed)
                 finally:
                     lock.release()
                 raise
@@ -929,8 +931,7 @@ class CurlMulti(Owned):
         except BaseException:
             # A signal's, as a drain returned or while its entries were
             # mapped: what was read is given by the next call.
-            rec.read_rest(queued[1], owners, codes, ok, failed)
-            rec.keep_info(ok, failed)
+            rec.keep_read(ok, failed)
             raise
         finally:
             lock.release()

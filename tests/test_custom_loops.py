@@ -10,23 +10,17 @@ the loop spin.
 The server is tests/test_async_httpd.py, run in a subprocess."""
 
 import math
-import socket
 
 import pytest
 
 import curlmulti as pycurl
+from curlmulti import _eventcore
 from test_async_httpd import Server, body_bytes
 
 trio = pytest.importorskip("trio")
 anyio = pytest.importorskip("anyio")
 
-try:
-    import curlmulti._eventcore as _eventcore
-    NATIVE = _eventcore.AVAILABLE
-except ImportError:  # pragma: no cover
-    NATIVE = False
-
-pytestmark = pytest.mark.skipif(not NATIVE, reason="no native event core on this platform")
+pytestmark = pytest.mark.skipif(not _eventcore.AVAILABLE, reason="no native event core on this platform")
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +28,6 @@ def httpd():
     server = Server()
     yield server
     server.close()
-
-
-def closed_port():
-    """A local port nothing listens on."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def new_curl(url):
@@ -86,7 +71,7 @@ def anyio_loop(multi):
     return Loop(multi, anyio.wait_readable, anyio.move_on_after)
 
 
-def fetch_many(httpd, make_loop, run):
+def fetch_many(httpd, refused_url, make_loop, run):
     """40 transfers of distinct sizes and one that cannot connect, in one
     multi driven by the loop: every one finished once, the bodies right."""
     multi = pycurl.CurlMulti()
@@ -97,7 +82,7 @@ def fetch_many(httpd, make_loop, run):
             curl, sink = new_curl(httpd.url("/bytes/%d" % (500 + 37 * i)))
             curls[curl] = (500 + 37 * i, sink)
             multi.add_handle(curl)
-        refused, _ = new_curl("http://127.0.0.1:%d/" % closed_port())
+        refused, _ = new_curl(refused_url)
         multi.add_handle(refused)
         ok, failed = run(loop, 41)
         assert sorted(ok, key=id) == sorted(curls, key=id)
@@ -115,17 +100,17 @@ def fetch_many(httpd, make_loop, run):
         multi.close()
 
 
-def test_trio_loop_runs_every_transfer_once(httpd):
+def test_trio_loop_runs_every_transfer_once(httpd, refused_port):
     def run(loop, want):
         return trio.run(loop.run, want)
-    fetch_many(httpd, trio_loop, run)
+    fetch_many(httpd, refused_port("/"), trio_loop, run)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_anyio_loop_runs_every_transfer_once(httpd, backend):
+def test_anyio_loop_runs_every_transfer_once(httpd, refused_port, backend):
     def run(loop, want):
         return anyio.run(loop.run, want, backend=backend)
-    fetch_many(httpd, anyio_loop, run)
+    fetch_many(httpd, refused_port("/"), anyio_loop, run)
 
 
 def test_trio_cancelled_wait_leaves_nothing_attached(httpd):

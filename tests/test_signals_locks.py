@@ -412,12 +412,21 @@ if pytest is not None and __name__ != "__main__":
     def busy(real, *args):
         return curlmulti._curl.lib.CM_MBUSY
 
-    def run_until(m, sel, want):
-        """run_ready() until want transfers are reported or none runs."""
+    def run_until(m, sel, want, interrupts=None, c=None):
+        """run_ready() until want transfers are reported or none runs.  With
+        interrupts (a list), a KeyboardInterrupt from a call is counted there
+        and the loop goes on (with c, once both locks are seen to be free)."""
         done = []
         while len(done) < want:
             sel.select(1.0)
-            running, ok, failed = m.run_ready()
+            try:
+                running, ok, failed = m.run_ready()
+            except KeyboardInterrupt:
+                if interrupts is None:
+                    raise
+                interrupts.append(True)
+                assert c is None or locks_free(m, c)
+                continue
             assert not failed
             done += ok
             if not running and len(done) < want:
@@ -451,20 +460,9 @@ if pytest is not None and __name__ != "__main__":
         for c in handles:
             m.add_handle(c)
         once(monkeypatch, _multi._MultiRecord, "unlink", raise_interrupt)
-        done, interrupted = [], False
-        while len(done) < 3:
-            sel.select(1.0)
-            try:
-                running, ok, failed = m.run_ready()
-            except KeyboardInterrupt:
-                interrupted = True
-                assert locks_free(m, handles[0])
-                continue
-            assert not failed
-            done += ok
-            if not running:
-                break
-        assert interrupted
+        interrupts = []
+        done = run_until(m, sel, 3, interrupts, handles[0])
+        assert interrupts
         assert sorted(map(id, done)) == sorted(map(id, handles))
         for c in handles:
             assert c not in m and not consistent(m, c)
@@ -489,18 +487,7 @@ if pytest is not None and __name__ != "__main__":
             return n
 
         monkeypatch.setattr(_eventcore, "_run", second_run)
-        done = []
-        while len(done) < 3:
-            sel.select(1.0)
-            try:
-                running, ok, failed = m.run_ready()
-            except KeyboardInterrupt:
-                assert locks_free(m, handles[0])
-                continue
-            assert not failed
-            done += ok
-            if not running:
-                break
+        done = run_until(m, sel, 3, [], handles[0])
         assert interrupted
         assert sorted(map(id, done)) == sorted(map(id, handles))
         assert not any(c in m for c in handles)
@@ -514,19 +501,9 @@ if pytest is not None and __name__ != "__main__":
         for c in handles:
             m.add_handle(c)
         once(monkeypatch, _multi, "_easy_detached", raise_interrupt)
-        done, interrupted = [], False
-        while len(done) < 2:
-            sel.select(1.0)
-            try:
-                running, ok, failed = m.run_ready()
-            except KeyboardInterrupt:
-                interrupted = True
-                continue
-            assert not failed
-            done += ok
-            if not running:
-                break
-        assert interrupted
+        interrupts = []
+        done = run_until(m, sel, 2, interrupts)
+        assert interrupts
         assert sorted(map(id, done)) == sorted(map(id, handles))
         for c in handles:
             assert c not in m and not consistent(m, c)
